@@ -1,0 +1,164 @@
+"""Jinja -> MJML -> HTML (+ premailer), and the plain-text part from its own template.
+
+One :class:`Renderer` per run: the Jinja environment, the compiled templates and the
+premailer instance are built once and reused for every render.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import mjml
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+)
+from markupsafe import Markup, escape
+from premailer import Premailer
+
+from ..errors import InputError
+from ..models import Issue, Item
+from ..settings import Settings
+from .markup import markdown_html, markdown_text, wrap
+
+__all__ = ["HTML_TEMPLATE", "TEXT_TEMPLATE", "Links", "Renderer", "builtin_theme"]
+
+HTML_TEMPLATE = "issue.mjml.j2"
+TEXT_TEMPLATE = "issue.txt.j2"
+
+_MONTHS = (
+    "January February March April May June July August September October November December"
+).split()
+
+
+def builtin_theme() -> Path:
+    """The default theme: inside an installed wheel, or the checkout's top-level ``templates/``."""
+    packaged = Path(str(resources.files("newsletter"))) / "theme"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[3] / "templates"
+
+
+def longdate(day: dt.date) -> str:
+    """``2023-06-22`` -> ``22 June 2023``, independent of the machine's locale."""
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+def title_link(item: Item) -> Markup:
+    """A story's title as a link, or as plain text when it has no URL."""
+    if item.url:
+        return Markup('<a href="{}">{}</a>').format(item.url, item.title)
+    return escape(item.title)
+
+
+def _autoescape(name: str | None) -> bool:
+    # Everything but the plain-text templates is markup and must be escaped.
+    return not (name or "").endswith(".txt.j2")
+
+
+@dataclass(frozen=True)
+class Links:
+    """The links every issue carries; ``unsubscribe`` is personalised at send time."""
+
+    home: str
+    archive: str
+    unsubscribe: str
+
+    @classmethod
+    def for_issue(cls, settings: Settings, issue: Issue) -> Links:
+        base = settings.newsletter.base_url
+        return cls(home=base, archive=f"{base}{issue.week}/", unsubscribe=f"{base}unsubscribe")
+
+
+class Renderer:
+    """Renders issues with one project's settings and templates."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        search = [settings.templates_dir, builtin_theme()]
+        unique = list(dict.fromkeys(p.resolve() for p in search if p.is_dir()))
+        self.env = Environment(
+            loader=ChoiceLoader([FileSystemLoader(str(p)) for p in unique]),
+            autoescape=_autoescape,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self.env.filters.update(
+            markdown=markdown_html, markdown_text=markdown_text, wrap=wrap, longdate=longdate,
+            title_link=title_link,
+        )
+        self.premailer = Premailer(
+            base_url=settings.newsletter.base_url,
+            allow_network=False,
+            allow_loading_external_files=False,
+            # MJML's mobile media queries rely on !important to beat the inlined widths.
+            strip_important=False,
+            # Keep MJML's width/height attributes: Outlook reads them, not the CSS.
+            disable_basic_attributes=["width", "height"],
+            disable_validation=True,
+            remove_classes=False,
+            # cssutils warns about every mso-/-webkit- property MJML emits on purpose.
+            cssutils_logging_handler=logging.NullHandler(),
+            cssutils_logging_level=logging.CRITICAL,
+        )
+
+    def _template_error(self, exc: TemplateError) -> InputError:
+        if isinstance(exc, TemplateSyntaxError):
+            return InputError(f"{exc.filename or exc.name}:{exc.lineno}: template error: {exc.message}")
+        if isinstance(exc, TemplateNotFound):
+            return InputError(f"template {exc.name!r} not found in {self.settings.templates_dir} or the built-in theme")
+        if isinstance(exc, UndefinedError):
+            return InputError(f"template error: {exc.message} (a misspelt variable?)")
+        return InputError(f"template error: {exc}")
+
+    def context(self, issue: Issue, links: Links, archive: bool = False) -> dict[str, Any]:
+        return {"issue": issue, "newsletter": self.settings.newsletter, "links": links, "archive": archive}
+
+    def render_mjml(self, issue: Issue, links: Links, archive: bool = False) -> str:
+        """Stage 1: Jinja renders the MJML source."""
+        try:
+            return self.env.get_template(HTML_TEMPLATE).render(self.context(issue, links, archive))
+        except TemplateError as exc:
+            raise self._template_error(exc) from None
+
+    def compile_mjml(self, source: str) -> str:
+        """Stage 2: MJML to HTML."""
+        try:
+            # fonts={}: MJML would otherwise add a Google Fonts <link>, a remote request.
+            return str(mjml.mjml2html(source, disable_comments=True, fonts={}))
+        except ValueError as exc:
+            raise InputError(f"{HTML_TEMPLATE}: MJML error: {exc}") from None
+
+    def inline_css(self, html: str) -> str:
+        """Stage 3: inline the CSS, keep the media queries, make URLs absolute."""
+        # A remote @import would make cssutils fetch it even with allow_network=False.
+        html = re.sub(r"@import\s+[^;]+;", "", html)
+        out = str(self.premailer.transform(html, pretty_print=False))
+        # lxml drops the doctype; without it clients render in quirks mode.
+        return "<!doctype html>\n" + out if not out.lstrip().lower().startswith("<!doctype") else out
+
+    def render_html(self, issue: Issue, links: Links, archive: bool = False) -> str:
+        return self.inline_css(self.compile_mjml(self.render_mjml(issue, links, archive)))
+
+    def render_text(self, issue: Issue, links: Links) -> str:
+        """The plain-text part, from its own template."""
+        try:
+            text = self.env.get_template(TEXT_TEMPLATE).render(self.context(issue, links))
+        except TemplateError as exc:
+            raise self._template_error(exc) from None
+        lines = [line.rstrip() for line in text.strip().splitlines()]
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"

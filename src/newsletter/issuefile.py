@@ -1,0 +1,151 @@
+"""Reading issue files (``issues/<week>.toml``) with errors that point at a line.
+
+tomllib gives no positions for values, so a small scanner maps each table header
+and key to its line; that is enough to say "line 41, section "News", item 3, url".
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import InputError, describe_validation_error
+from .models import Issue
+from .settings import Settings
+
+__all__ = ["load_issue", "parse_issue"]
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\s-]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+
+
+def _line_map(text: str) -> dict[tuple[int | str, ...], int]:
+    """Map TOML paths such as ``("sections", 1, "items", 0, "url")`` to 1-based line numbers."""
+    lines: dict[tuple[int | str, ...], int] = {}
+    counters: dict[tuple[int | str, ...], int] = {}
+    table: tuple[int | str, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            names = [n.strip() for n in header[2].split(".")]
+            # Array-of-tables indices of enclosing tables carry over: [[sections.items]]
+            # belongs to the latest [[sections]].
+            path: list[int | str] = []
+            for depth, name in enumerate(names):
+                path.append(name)
+                key = tuple(path)
+                is_last = depth == len(names) - 1
+                if is_last and header[1] == "[[":
+                    counters[key] = counters.get(key, -1) + 1
+                    path.append(counters[key])
+                    # A new parent element restarts its children's numbering.
+                    for other in [k for k in counters if k[: len(key) + 1] == (*key, counters[key] - 1)]:
+                        del counters[other]
+                elif key in counters:
+                    path.append(counters[key])
+            table = tuple(path)
+            lines.setdefault(table, number)
+            continue
+        key_match = _KEY.match(line)
+        if key_match:
+            lines.setdefault((*table, key_match[1]), number)
+    return lines
+
+
+def _describe(loc: Sequence[int | str], data: dict[str, Any]) -> str:
+    """``("sections", 1, "items", 2, "url")`` -> ``section "News", item 3 "Title", url``."""
+    parts: list[str] = []
+    node: Any = data
+    i = 0
+    while i < len(loc):
+        part = loc[i]
+        nxt = loc[i + 1] if i + 1 < len(loc) else None
+        child = node.get(part) if isinstance(node, dict) else None
+        if isinstance(child, list) and isinstance(nxt, int) and part in ("sections", "items"):
+            element = child[nxt] if nxt < len(child) else {}
+            label = "section" if part == "sections" else "item"
+            title = element.get("title") if isinstance(element, dict) else None
+            parts.append(f"{label} {nxt + 1}" + (f" {title!r}" if isinstance(title, str) else ""))
+            node, i = element, i + 2
+            continue
+        if part == "lead":
+            title = child.get("title") if isinstance(child, dict) else None
+            parts.append("lead story" + (f" {title!r}" if isinstance(title, str) else ""))
+        elif not isinstance(part, int):
+            parts.append(str(part))
+        node, i = child, i + 1
+    return ", ".join(parts)
+
+
+def _line_for(loc: Sequence[int | str], lines: dict[tuple[int | str, ...], int]) -> int | None:
+    # The deepest known prefix: the field's own line, else its table's line.
+    for end in range(len(loc), 0, -1):
+        found = lines.get(tuple(loc[:end]))
+        if found:
+            return found
+    return None
+
+
+def parse_issue(text: str, source: str, settings: Settings | None = None) -> Issue:
+    """Parse and validate issue TOML; ``source`` names the file in error messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{source}: not valid TOML: {exc}") from None
+    if settings and not data.get("newsletter"):
+        data["newsletter"] = settings.newsletter.name
+    lines = _line_map(text)
+
+    def where(loc: Sequence[int | str]) -> str:
+        line = _line_for(loc, lines)
+        label = _describe(loc, data)
+        prefix = f"{source}:{line}" if line else source
+        return f"{prefix}: {label}" if label else prefix
+
+    try:
+        issue = Issue.model_validate(data)
+    except ValidationError as exc:
+        (message,) = describe_validation_error(exc, where)
+        raise InputError(message) from None
+
+    if settings is not None and not settings.build.allow_linkless_items:
+        for index, item in enumerate(issue.items()):
+            if item.url is None:
+                loc = _item_loc(issue, index)
+                raise InputError(
+                    f"{where((*loc, 'url'))}: the story has no URL; add its web address, "
+                    "or set [build] allow_linkless_items = true"
+                )
+    return issue
+
+
+def _item_loc(issue: Issue, index: int) -> tuple[int | str, ...]:
+    """Location of the ``index``-th story of :meth:`Issue.items`, for error messages."""
+    if issue.lead is not None:
+        if index == 0:
+            return ("lead",)
+        index -= 1
+    for s, section in enumerate(issue.sections):
+        if index < len(section.items):
+            return ("sections", s, "items", index)
+        index -= len(section.items)
+    raise IndexError(index)
+
+
+def load_issue(path: Path | str, settings: Settings | None = None) -> Issue:
+    """Read ``path`` or raise :class:`InputError` naming the file, line, story and field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: issue file not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_issue(text, str(path), settings)

@@ -1,0 +1,215 @@
+"""The weekly issue model: Item, Section, Issue.
+
+Validation messages are written for the communications officer who edits issue
+files by hand, not for a programmer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["PREHEADER_MAX", "SUBJECT_MAX", "Image", "Issue", "Item", "Section", "iso_week"]
+
+#: Inbox previews show roughly 90-140 characters; longer text is cut and wastes the space.
+PREHEADER_MAX = 150
+#: Not a hard limit of the standard, but a subject this long is certainly a mistake.
+SUBJECT_MAX = 200
+
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+_KIND = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+def _web_url(value: str) -> str:
+    value = value.strip()
+    if not re.match(r"^https?://[^\s/]+", value, re.IGNORECASE):
+        raise ValueError(f"must be a web address starting with https:// or http:// (got {value!r})")
+    if re.search(r"\s", value):
+        raise ValueError(f"must not contain spaces (got {value!r})")
+    return value
+
+
+def _single_line(value: str, what: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"{what} must be on one line; remove the line break")
+    return value.strip()
+
+
+def iso_week(day: dt.date) -> str:
+    """``2023-06-23`` -> ``"2023-W25"``."""
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+class _Model(BaseModel):
+    # Hand-edited files: a misspelt field must be reported, never silently dropped.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Image(_Model):
+    #: Absolute URL, or a path relative to the newsletter's ``base_url``.
+    url: str
+    #: Describes the picture for people who cannot see it. Required.
+    alt: str = ""
+    #: Display width in pixels; the theme picks one when absent.
+    width: int | None = Field(default=None, gt=0, le=1200)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value:
+            raise ValueError("is empty; give the image's address")
+        if re.match(r"^[a-z][a-z0-9+.-]*:", value, re.IGNORECASE):
+            return _web_url(value)
+        if value.startswith("//"):
+            raise ValueError("must be https://… or a path under base_url, not //host")
+        return value
+
+    @model_validator(mode="after")
+    def _alt(self) -> Image:
+        if not self.alt:
+            raise ValueError(
+                f"image {self.url!r} has no alt text; describe the picture for readers "
+                "who cannot see it"
+            )
+        return self
+
+
+class Item(_Model):
+    """One story, video or feature, copied into the issue so the issue file is self-contained."""
+
+    #: Stable identifier; derived from the URL (or the title) when not given.
+    id: str = ""
+    title: str
+    url: str | None = None
+    summary: str = ""
+    published: dt.date | None = None
+    kind: str = "news"
+    image: Image | None = None
+    source: str = ""
+    author: str = ""
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        value = _single_line(value, "the title")
+        if not value:
+            raise ValueError("the title is empty; every story needs a headline")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None or value == "" else _web_url(value)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        value = value.lower()
+        if not _KIND.match(value):
+            raise ValueError(f"must be one word such as news, video or feature (got {value!r})")
+        return value
+
+    @model_validator(mode="after")
+    def _default_id(self) -> Item:
+        if not self.id:
+            basis = self.url or self.title.casefold()
+            self.id = hashlib.sha1(basis.encode()).hexdigest()[:12]
+        return self
+
+    @property
+    def action(self) -> str:
+        """The call to action for this kind of item."""
+        return {"video": "Watch", "audio": "Listen", "podcast": "Listen"}.get(self.kind, "Read more")
+
+
+class Section(_Model):
+    title: str
+    items: list[Item] = Field(default_factory=list)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        value = _single_line(value, "the section title")
+        if not value:
+            raise ValueError("the section title is empty")
+        return value
+
+
+Week = Annotated[str, Field(pattern=_WEEK.pattern)]
+
+
+class Issue(_Model):
+    #: Filled from the config's ``[newsletter] name`` when the file does not set it.
+    newsletter: str = ""
+    number: int = Field(ge=1)
+    week: str
+    date: dt.date
+    subject: str
+    preheader: str = ""
+    intro: str = ""
+    lead: Item | None = None
+    sections: list[Section] = Field(default_factory=list)
+
+    @field_validator("week")
+    @classmethod
+    def _week(cls, value: str) -> str:
+        match = _WEEK.match(value)
+        if not match:
+            raise ValueError(f"must be an ISO week such as 2023-W25 (got {value!r})")
+        year, week = int(match[1]), int(match[2])
+        try:
+            dt.date.fromisocalendar(year, week, 1)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a week that exists") from None
+        return value
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        value = _single_line(value, "the subject")
+        if not value:
+            raise ValueError("the subject is empty; write the line subscribers see in their inbox")
+        if len(value) > SUBJECT_MAX:
+            raise ValueError(f"the subject is {len(value)} characters; keep it under {SUBJECT_MAX}")
+        return value
+
+    @field_validator("preheader")
+    @classmethod
+    def _preheader(cls, value: str) -> str:
+        value = _single_line(value, "the preheader")
+        if len(value) > PREHEADER_MAX:
+            raise ValueError(
+                f"the preheader is {len(value)} characters; inboxes show about "
+                f"{PREHEADER_MAX}, so shorten it"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _whole_issue(self) -> Issue:
+        if iso_week(self.date) != self.week:
+            raise ValueError(
+                f"date {self.date.isoformat()} is in week {iso_week(self.date)}, "
+                f"not {self.week}; fix the date or the week"
+            )
+        items = self.items()
+        if not items:
+            raise ValueError("the issue has no stories; add a lead or a section with items")
+        seen: dict[str, str] = {}
+        for item in items:
+            for key in filter(None, (item.url, item.id)):
+                if key in seen:
+                    raise ValueError(
+                        f"the story {item.title!r} appears twice (same {'URL' if key == item.url else 'id'} "
+                        f"as {seen[key]!r}); remove one"
+                    )
+                seen[key] = item.title
+        return self
+
+    def items(self) -> list[Item]:
+        """Every story in reading order: the lead, then each section's items."""
+        return ([self.lead] if self.lead else []) + [i for s in self.sections for i in s.items]

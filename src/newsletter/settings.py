@@ -1,0 +1,151 @@
+"""Settings: ``config.toml`` overlaid by ``NEWSLETTER_*`` environment variables.
+
+Environment variables win over the file, and nest with ``__``:
+``NEWSLETTER_NEWSLETTER__BASE_URL=https://news.example.org/``.
+Relative paths are resolved against the folder that holds the config file, so a
+cron job gives the same result whatever its working directory.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import ConfigError, describe_validation_error
+
+__all__ = ["BuildSettings", "NewsletterSettings", "PathSettings", "Settings", "load_settings"]
+
+DEFAULT_CONFIG = Path("config.toml")
+
+
+class _Section(BaseModel):
+    # A misspelt key must be an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewsletterSettings(_Section):
+    name: str = Field(description="The newsletter's name, shown in the header and the From name.")
+    from_address: EmailStr = Field(description="The address messages are sent from.")
+    reply_to: EmailStr = Field(description="Where replies go.")
+    base_url: str = Field(
+        description="Public web root: archive pages, images and the unsubscribe page live under it."
+    )
+    postal_address: str = Field(description="The organisation's postal address, for the footer.")
+    language: str = Field(default="en", description="BCP 47 language tag for the `lang` attribute.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"must start with https:// (got {value!r})")
+        # Always one trailing slash, so "images/x.png" joins under it rather than beside it.
+        return value.rstrip("/") + "/"
+
+    @field_validator("name", "postal_address")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if "\n" in value or "\r" in value:
+            raise ValueError("must be a single line")
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+
+class PathSettings(_Section):
+    issues_dir: Path = Field(default=Path("issues"), description="Where issue files live.")
+    output_dir: Path = Field(default=Path("out"), description="Where `build` writes.")
+    templates_dir: Path = Field(
+        default=Path("templates"),
+        description="Project templates, searched before the built-in theme.",
+    )
+
+
+class BuildSettings(_Section):
+    allow_linkless_items: bool = Field(
+        default=False,
+        description="Build items that have no URL (as plain text) instead of refusing them.",
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSLETTER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    newsletter: NewsletterSettings
+    paths: PathSettings = PathSettings()
+    build: BuildSettings = BuildSettings()
+
+    #: Folder holding the config file; relative paths are resolved against it.
+    root: Path = Field(default=Path("."), exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: explicit arguments, then the environment, then the TOML file.
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=settings_cls.model_config.get("toml_file"))
+        return (init_settings, env_settings, toml)
+
+    def path(self, value: Path) -> Path:
+        """Resolve a configured path against the config file's folder."""
+        return value if value.is_absolute() else self.root / value
+
+    @property
+    def issues_dir(self) -> Path:
+        return self.path(self.paths.issues_dir)
+
+    @property
+    def output_dir(self) -> Path:
+        return self.path(self.paths.output_dir)
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.path(self.paths.templates_dir)
+
+
+def _key(loc: Any) -> str:
+    parts = [str(p) for p in loc]
+    if len(parts) == 1:
+        return parts[0]
+    return f"[{parts[0]}] {'.'.join(parts[1:])}"
+
+
+def load_settings(path: Path | str = DEFAULT_CONFIG) -> Settings:
+    """Read ``path`` (TOML) plus the environment, or raise :class:`ConfigError` naming the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found (pass --config PATH)")
+    try:
+        with path.open("rb") as fh:
+            tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    try:
+        settings = _FromFile(root=path.resolve().parent)
+    except ValidationError as exc:
+        (line,) = describe_validation_error(exc, lambda loc: f"{path}: {_key(loc)}")
+        raise ConfigError(line) from None
+    return settings
