@@ -43,6 +43,10 @@ _MONTHS = (
 ).split()
 
 
+_MJML_RESET = '<style type="text/css">\n#outlook a'
+_MJML_RESET_KEPT = '<style type="text/css" data-premailer="ignore">\n#outlook a'
+
+
 def builtin_theme() -> Path:
     """The default theme: inside an installed wheel, or the checkout's top-level ``templates/``."""
     packaged = Path(str(resources.files("newsletter"))) / "theme"
@@ -147,6 +151,9 @@ class Renderer:
         """Stage 3: inline the CSS, keep the media queries, make URLs absolute."""
         # A remote @import would make cssutils fetch it even with allow_network=False.
         html = re.sub(r"@import\s+[^;]+;", "", html)
+        # MJML's reset block (#outlook a, body, table, img, p) is meant to stay in <head>;
+        # inlining it onto every cell adds ~10 KB towards Gmail's clipping limit.
+        html = html.replace(_MJML_RESET, _MJML_RESET_KEPT, 1)
         out = str(self.premailer.transform(html, pretty_print=False))
         # lxml drops the doctype; without it clients render in quirks mode.
         return "<!doctype html>\n" + out if not out.lstrip().lower().startswith("<!doctype") else out
