@@ -51,7 +51,9 @@ def describe_validation_error(
     ``where`` maps an error location (``("sections", 0, "items", 2, "url")``) to a
     human description such as ``issues/2023-W25.toml:41: section "News", item 3, url``.
     """
+    # A misspelt key usually explains the "missing" error beside it, so it goes first.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     lines = []
-    for error in exc.errors()[:limit] if limit else exc.errors():
+    for error in errors[:limit] if limit else errors:
         lines.append(f"{where(error['loc'])}: {_message(error)}")
     return lines

@@ -92,19 +92,27 @@ def render_issue(
     return Build(issue=issue, html=html, text=text, archive_html=archive, eml=eml, timings=timings)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def write_atomic(files: dict[Path, bytes]) -> None:
+    """Write several files so that a failure leaves every one of them as it was.
+
+    Each file goes to a temp file beside it first; only when all are on disk are they
+    renamed into place, so a full disk halfway leaves no mix of old and new outputs.
+    """
+    staged: list[tuple[str, Path]] = []
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            staged.append((tmp, path))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def build_issue(
@@ -125,8 +133,8 @@ def build_issue(
     build = render_issue(issue, settings, renderer, now=now, msgid=msgid)
     target = (out_dir or settings.output_dir) / issue.week
     start = time.perf_counter()
-    for name, data in build.outputs().items():
-        write_atomic(target / name, data)
-        build.files[name] = target / name
+    files = {target / name: data for name, data in build.outputs().items()}
+    write_atomic(files)
+    build.files = {path.name: path for path in files}
     build.timings["write"] = time.perf_counter() - start
     return build

@@ -43,6 +43,8 @@ _MONTHS = (
 ).split()
 
 
+_STYLE_BLOCK = re.compile(r"<style\b[^>]*>.*?</style>", re.IGNORECASE | re.DOTALL)
+_IMPORT = re.compile(r"@import\s+[^;]+;", re.IGNORECASE)
 _MJML_RESET = '<style type="text/css">\n#outlook a'
 _MJML_RESET_KEPT = '<style type="text/css" data-premailer="ignore">\n#outlook a'
 
@@ -150,13 +152,15 @@ class Renderer:
     def inline_css(self, html: str) -> str:
         """Stage 3: inline the CSS, keep the media queries, make URLs absolute."""
         # A remote @import would make cssutils fetch it even with allow_network=False.
-        html = re.sub(r"@import\s+[^;]+;", "", html)
+        html = _STYLE_BLOCK.sub(lambda m: _IMPORT.sub("", m[0]), html)
         # MJML's reset block (#outlook a, body, table, img, p) is meant to stay in <head>;
         # inlining it onto every cell adds ~10 KB towards Gmail's clipping limit.
         html = html.replace(_MJML_RESET, _MJML_RESET_KEPT, 1)
         out = str(self.premailer.transform(html, pretty_print=False))
         # lxml drops the doctype; without it clients render in quirks mode.
-        return "<!doctype html>\n" + out if not out.lstrip().lower().startswith("<!doctype") else out
+        if not out.lstrip().lower().startswith("<!doctype"):
+            out = "<!doctype html>\n" + out
+        return out if out.endswith("\n") else out + "\n"
 
     def render_html(self, issue: Issue, links: Links, archive: bool = False) -> str:
         return self.inline_css(self.compile_mjml(self.render_mjml(issue, links, archive)))
