@@ -23,8 +23,9 @@ PINNED_MSGID = "<2023-W25.golden@example.org>"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--regen-golden", action="store_true",
-        help="Rewrite tests/golden/ from the current templates (review the diff before committing).",
+        "--regen-golden",
+        action="store_true",
+        help="Rewrite tests/golden/ from the current templates (review the diff, then commit).",
     )
 
 

@@ -15,9 +15,16 @@ from tests.conftest import PINNED_MSGID, PINNED_NOW, SAMPLE_ISSUE
 
 
 def test_build_writes_four_files(settings: Settings, project: Path) -> None:
-    result = build_issue(project / "issues" / "2023-W25.toml", settings, now=PINNED_NOW, msgid=PINNED_MSGID)
+    result = build_issue(
+        project / "issues" / "2023-W25.toml", settings, now=PINNED_NOW, msgid=PINNED_MSGID
+    )
     folder = settings.output_dir / "2023-W25"
-    assert sorted(p.name for p in folder.iterdir()) == ["archive.html", "email.eml", "email.html", "email.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "archive.html",
+        "email.eml",
+        "email.html",
+        "email.txt",
+    ]
     assert (folder / "email.html").read_text() == result.html
     assert (folder / "email.txt").read_text() == result.text
     assert set(result.timings) >= {"jinja", "mjml", "premailer", "text", "mime", "write"}
@@ -51,11 +58,16 @@ def test_message_id_is_unique_and_on_the_sender_domain(settings: Settings, proje
     assert len(ids) == 2 and all(i.endswith("@example.org>") for i in ids)
 
 
-def test_out_option_and_source_date_epoch(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_out_option_and_source_date_epoch(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1687503600")
     result = build_issue(SAMPLE_ISSUE, settings, tmp_path / "elsewhere")
     assert (tmp_path / "elsewhere" / "2023-W25" / "email.eml").is_file()
-    assert email.message_from_bytes(result.eml, policy=default)["Date"].datetime.timestamp() == 1687503600
+    assert (
+        email.message_from_bytes(result.eml, policy=default)["Date"].datetime.timestamp()
+        == 1687503600
+    )
 
 
 def test_failed_build_leaves_previous_outputs_untouched(settings: Settings, project: Path) -> None:
@@ -69,7 +81,9 @@ def test_failed_build_leaves_previous_outputs_untouched(settings: Settings, proj
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
-def test_failure_while_writing_leaves_no_partial_file(settings: Settings, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_while_writing_leaves_no_partial_file(
+    settings: Settings, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     issue_file = project / "issues" / "2023-W25.toml"
     build_issue(issue_file, settings)
     folder = settings.output_dir / "2023-W25"

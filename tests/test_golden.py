@@ -18,7 +18,9 @@ GOLDEN = Path(__file__).parent / "golden" / "2023-W25"
 
 
 @pytest.mark.parametrize("name", ["email.html", "email.txt", "archive.html"])
-def test_sample_issue_matches_golden(sample_build: Build, name: str, request: pytest.FixtureRequest) -> None:
+def test_sample_issue_matches_golden(
+    sample_build: Build, name: str, request: pytest.FixtureRequest
+) -> None:
     actual = sample_build.outputs()[name].decode()
     golden = GOLDEN / name
     if request.config.getoption("--regen-golden"):

@@ -11,7 +11,9 @@ from tests.conftest import SAMPLE_ISSUE
 
 HEAD = 'number = 1\nweek = "2023-W25"\ndate = 2023-06-23\nsubject = "Hi"\n'
 
-TWO_SECTIONS = HEAD + """
+TWO_SECTIONS = (
+    HEAD
+    + """
 [lead]
 title = "Lead"
 url = "https://a.example.org/lead"
@@ -34,6 +36,7 @@ url = "https://a.example.org/2"
 title = "Three"
 url = "https://a.example.org/3"
 """
+)
 
 
 def fails(text: str, settings: Settings | None = None) -> str:
@@ -49,7 +52,9 @@ def test_sample_issue_has_every_story_of_the_seed(settings: Settings) -> None:
     assert issue.week == "2023-W25" and issue.newsletter == settings.newsletter.name
     assert [s.title for s in issue.sections] == ["News", "Video", "Further reading"]
     assert len(issue.items()) == 14
-    assert all(item.url and item.url.startswith("https://newsroom.example.org/") for item in issue.items())
+    assert all(
+        item.url and item.url.startswith("https://newsroom.example.org/") for item in issue.items()
+    )
     review = issue.sections[2].items[0]
     assert review.author == "Diego A. Ruiz Palmer" and review.kind == "feature"
     assert issue.sections[1].items[0].kind == "video"
@@ -59,12 +64,17 @@ def test_error_names_line_section_item_and_field() -> None:
     text = TWO_SECTIONS.replace("https://a.example.org/3", "ftp://a.example.org/3")
     message = fails(text)
     line = text.splitlines().index('url = "ftp://a.example.org/3"') + 1
-    assert message.startswith(f"issues/2023-W25.toml:{line}: section 2 'More', item 2 'Three', url:")
+    assert message.startswith(
+        f"issues/2023-W25.toml:{line}: section 2 'More', item 2 'Three', url:"
+    )
     assert "https://" in message
 
 
 def test_error_in_lead_image() -> None:
-    text = TWO_SECTIONS.replace('url = "https://a.example.org/lead"', 'url = "https://a.example.org/lead"\nimage = { url = "a.png" }')
+    text = TWO_SECTIONS.replace(
+        'url = "https://a.example.org/lead"',
+        'url = "https://a.example.org/lead"\nimage = { url = "a.png" }',
+    )
     message = fails(text)
     line = text.splitlines().index('image = { url = "a.png" }') + 1
     assert message.startswith(f"issues/2023-W25.toml:{line}: lead story 'Lead', image:")
@@ -80,7 +90,9 @@ def test_missing_field_points_at_its_table() -> None:
     text = TWO_SECTIONS.replace('title = "One"\n', "")
     message = fails(text)
     line = text.splitlines().index("[[sections.items]]") + 1
-    assert message.startswith(f"issues/2023-W25.toml:{line}: section 1 'News', item 1, title: is missing")
+    assert message.startswith(
+        f"issues/2023-W25.toml:{line}: section 1 'News', item 1, title: is missing"
+    )
 
 
 def test_top_level_field() -> None:
@@ -97,7 +109,9 @@ def test_story_without_url_is_refused_unless_allowed(settings: Settings) -> None
     message = fails(text, settings)
     assert "section 2 'More', item 1 'Two', url: the story has no URL" in message
     assert "allow_linkless_items" in message
-    allowing = settings.model_copy(update={"build": settings.build.model_copy(update={"allow_linkless_items": True})})
+    allowing = settings.model_copy(
+        update={"build": settings.build.model_copy(update={"allow_linkless_items": True})}
+    )
     assert parse_issue(text, "x.toml", allowing).sections[1].items[0].url is None
 
 

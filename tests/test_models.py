@@ -62,7 +62,15 @@ def test_missing_title() -> None:
     assert "every story needs a headline" in error_of(Item, item(title="   "))
 
 
-@pytest.mark.parametrize("url", ["ftp://x.example.org/a", "javascript:alert(1)", "newsroom.example.org/a", "https://x.example.org/a b"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://x.example.org/a",
+        "javascript:alert(1)",
+        "newsroom.example.org/a",
+        "https://x.example.org/a b",
+    ],
+)
 def test_non_web_url_is_refused(url: str) -> None:
     message = error_of(Item, item(url=url))
     assert "web address" in message or "spaces" in message
@@ -114,7 +122,9 @@ def test_empty_issue() -> None:
 
 
 def test_subject_with_line_break() -> None:
-    assert "subject must be on one line" in error_of(Issue, issue(subject="Hello\r\nBcc: x@example.org"))
+    assert "subject must be on one line" in error_of(
+        Issue, issue(subject="Hello\r\nBcc: x@example.org")
+    )
 
 
 def test_empty_subject() -> None:

@@ -20,7 +20,9 @@ URL = re.compile(r"https?://\S+")
 
 def long_lines(text: str) -> list[str]:
     """Lines over 78 characters that are not a lone URL."""
-    return [line for line in text.splitlines() if len(line) > 78 and not URL.fullmatch(line.strip())]
+    return [
+        line for line in text.splitlines() if len(line) > 78 and not URL.fullmatch(line.strip())
+    ]
 
 
 def test_every_story_appears_in_both_parts(sample_build: Build) -> None:
@@ -34,7 +36,10 @@ def test_every_story_appears_in_both_parts(sample_build: Build) -> None:
 def test_text_part_lines_fit_78_columns_and_urls_are_whole(sample_build: Build) -> None:
     assert long_lines(sample_build.text) == []
     # The long URLs (over 78 characters) stand whole on their own line.
-    assert "https://newsroom.example.org/review/2023/06/23/afghanistan-2003-2021-planners-perspective\n" in sample_build.text
+    assert (
+        "https://newsroom.example.org/review/2023/06/23/afghanistan-2003-2021-planners-perspective\n"
+        in sample_build.text
+    )
 
 
 def test_text_part_has_intro_sections_and_links(sample_build: Build) -> None:
@@ -54,7 +59,9 @@ def test_html_has_theme_essentials(sample_build: Build) -> None:
     html = sample_build.html
     assert html.startswith("<!doctype html>")
     assert '<html lang="en"' in html
-    assert "<title>Montenegro's role in the Western Balkans, DIANA goes live, and more</title>" in html
+    assert (
+        "<title>Montenegro's role in the Western Balkans, DIANA goes live, and more</title>" in html
+    )
     assert '<meta name="color-scheme" content="light dark">' in html
     assert "prefers-color-scheme: dark" in html
     # The mobile media queries survive inlining, with their !important.
@@ -73,7 +80,9 @@ def test_html_has_theme_essentials(sample_build: Build) -> None:
     assert 'href="https://newsletter.example.org/2023-W25/"' in html
     # The one piece of hidden text is the preheader.
     hidden = re.findall(r'<div style="display:none[^>]*>([^<]*)</div>', html)
-    assert hidden == [htmllib.escape(sample_build.issue.preheader, quote=True).replace("&#x27;", "'")]
+    assert hidden == [
+        htmllib.escape(sample_build.issue.preheader, quote=True).replace("&#x27;", "'")
+    ]
 
 
 def test_css_is_inlined(sample_build: Build) -> None:
@@ -91,10 +100,14 @@ def test_archive_version_has_no_preheader_and_no_view_in_browser(sample_build: B
 
 def test_markup_in_titles_is_text_in_both_parts(settings: Settings) -> None:
     evil = '<script>alert(1)</script> & "quotes"'
-    text = SAMPLE_ISSUE.read_text().replace(
-        'title = "Statement by NATO Spokesperson on Kosovo"', f"title = '{evil}'"
-    ).replace("KFOR is taking", "KFOR <b onclick=x()>is</b> taking")
-    build = render_issue(parse_issue(text, "evil.toml", settings), settings, now=PINNED_NOW, msgid=PINNED_MSGID)
+    text = (
+        SAMPLE_ISSUE.read_text()
+        .replace('title = "Statement by NATO Spokesperson on Kosovo"', f"title = '{evil}'")
+        .replace("KFOR is taking", "KFOR <b onclick=x()>is</b> taking")
+    )
+    build = render_issue(
+        parse_issue(text, "evil.toml", settings), settings, now=PINNED_NOW, msgid=PINNED_MSGID
+    )
     assert not re.search(r"<script\b", build.html, re.I)
     assert not re.search(r"<b\b", build.html)
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; " in build.html
@@ -104,10 +117,16 @@ def test_markup_in_titles_is_text_in_both_parts(settings: Settings) -> None:
 
 
 def test_markdown_is_rendered_safely() -> None:
-    assert str(markdown_html("**bold** <i>raw</i>", inline=True)) == "<strong>bold</strong> &lt;i&gt;raw&lt;/i&gt;"
+    assert (
+        str(markdown_html("**bold** <i>raw</i>", inline=True))
+        == "<strong>bold</strong> &lt;i&gt;raw&lt;/i&gt;"
+    )
     assert "href" not in markdown_html("[x](javascript:alert(1))")
     assert "<img" not in markdown_html("![a](https://example.org/a.png)")
-    assert markdown_text("See [the report](https://example.org/r) *now*.") == "See the report (https://example.org/r) now."
+    assert (
+        markdown_text("See [the report](https://example.org/r) *now*.")
+        == "See the report (https://example.org/r) now."
+    )
     assert markdown_text("- one\n- two") == "- one\n\n- two"
 
 
@@ -122,12 +141,15 @@ def test_wrap_never_breaks_a_url_or_a_hyphenated_word() -> None:
 def test_project_templates_override_the_builtin_theme(project: Path) -> None:
     (project / "templates" / "partials").mkdir(parents=True)
     (project / "templates" / "partials" / "footer.mjml.j2").write_text(
-        '<mj-section><mj-column><mj-text>Custom footer for {{ issue.newsletter }}</mj-text></mj-column></mj-section>\n'
+        "<mj-section><mj-column><mj-text>Custom footer for {{ issue.newsletter }}"
+        "</mj-text></mj-column></mj-section>\n"
     )
     from newsletter import load_settings
 
     settings = load_settings(project / "config.toml")
-    build = render_issue(load_issue(SAMPLE_ISSUE, settings), settings, now=PINNED_NOW, msgid=PINNED_MSGID)
+    build = render_issue(
+        load_issue(SAMPLE_ISSUE, settings), settings, now=PINNED_NOW, msgid=PINNED_MSGID
+    )
     assert "Custom footer for NATO Newsroom Weekly" in build.html
     assert "Boulevard Léopold III" not in build.html  # the built-in footer was replaced
     assert "Boulevard Léopold III" in build.text  # the text template was not overridden

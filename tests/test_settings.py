@@ -29,7 +29,9 @@ def test_every_shipped_key_has_a_comment() -> None:
     lines = (ROOT / "config.toml").read_text().splitlines()
     for number, line in enumerate(lines):
         if re.match(r"^[a-z_]+\s*=", line):
-            assert lines[number - 1].startswith("#"), f"config.toml:{number + 1}: {line!r} has no comment"
+            assert lines[number - 1].startswith("#"), (
+                f"config.toml:{number + 1}: {line!r} has no comment"
+            )
 
 
 def test_environment_overrides_the_file(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,7 +53,9 @@ def test_unknown_key_is_named(project: Path) -> None:
     path = write(project, "language = ", "langauge = ")
     with pytest.raises(ConfigError) as info:
         load_settings(path)
-    assert str(info.value) == f"{path}: [newsletter] langauge: is not a known key (check its spelling)"
+    assert (
+        str(info.value) == f"{path}: [newsletter] langauge: is not a known key (check its spelling)"
+    )
 
 
 def test_unknown_section_is_named(project: Path) -> None:

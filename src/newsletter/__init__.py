@@ -4,11 +4,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .build import Build, build_issue, render_issue  # noqa: E402
-from .errors import ConfigError, InputError, NewsletterError  # noqa: E402
-from .issuefile import load_issue, parse_issue  # noqa: E402
-from .models import Image, Issue, Item, Section  # noqa: E402
-from .settings import Settings, load_settings  # noqa: E402
+from .build import Build, build_issue, render_issue
+from .errors import ConfigError, InputError, NewsletterError
+from .issuefile import load_issue, parse_issue
+from .models import Image, Issue, Item, Section
+from .settings import Settings, load_settings
 
 __all__ = [
     "Build",

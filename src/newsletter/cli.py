@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .build import GMAIL_CLIP_BYTES, build_issue
@@ -18,8 +19,17 @@ from .settings import DEFAULT_CONFIG, Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: never fold a long path or message onto two lines (logs and grep need one).
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _display(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _human(size: int) -> str:
@@ -30,8 +40,12 @@ def with_settings(command: F) -> F:
     """Add ``--config PATH`` and pass the loaded :class:`Settings` as ``settings``."""
 
     @click.option(
-        "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
-        show_default=True, help="Configuration file.",
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        default=DEFAULT_CONFIG,
+        show_default=True,
+        help="Configuration file.",
     )
     @functools.wraps(command)
     def wrapper(*args: Any, config_path: Path, **kwargs: Any) -> Any:
@@ -52,7 +66,12 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("issue_file", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [default: [paths] output_dir].")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    help="Output folder [default: [paths] output_dir].",
+)
 @with_settings
 def build(issue_file: Path, out_dir: Path | None, settings: Settings) -> None:
     """Render ISSUE_FILE to HTML, plain text, a complete .eml and a browser version.
@@ -64,13 +83,16 @@ def build(issue_file: Path, out_dir: Path | None, settings: Settings) -> None:
     """
     result = build_issue(issue_file, settings, out_dir)
     total_ms = sum(result.timings.values()) * 1000
-    out.print(f"Built {result.issue.week} ({len(result.issue.items())} stories) in {total_ms:.0f} ms")
-    for name, path in result.files.items():
-        out.print(f"  {path}  {_human(path.stat().st_size)}")
+    out.print(
+        f"Built {result.issue.week} ({len(result.issue.items())} stories) in {total_ms:.0f} ms"
+    )
+    for path in result.files.values():
+        out.print(f"  {_display(path)}  {_human(path.stat().st_size)}", markup=False)
     if result.clipped:
         err.print(
             f"[yellow]warning:[/] email.html is {_human(len(result.html.encode()))}, over Gmail's "
-            f"{_human(GMAIL_CLIP_BYTES)} limit: Gmail will clip it. Cut stories or shorten summaries."
+            f"{_human(GMAIL_CLIP_BYTES)} limit: Gmail will clip it. "
+            "Cut stories or shorten summaries."
         )
 
 
@@ -79,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="newsletter", standalone_mode=False)
     except NewsletterError as exc:
-        err.print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         return exc.exit_code
     except click.exceptions.Abort:
         err.print("aborted")

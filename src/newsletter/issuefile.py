@@ -44,7 +44,9 @@ def _line_map(text: str) -> dict[tuple[int | str, ...], int]:
                     counters[key] = counters.get(key, -1) + 1
                     path.append(counters[key])
                     # A new parent element restarts its children's numbering.
-                    for other in [k for k in counters if k[: len(key) + 1] == (*key, counters[key] - 1)]:
+                    for other in [
+                        k for k in counters if k[: len(key) + 1] == (*key, counters[key] - 1)
+                    ]:
                         del counters[other]
                 elif key in counters:
                     path.append(counters[key])

@@ -124,7 +124,9 @@ class Item(_Model):
     @property
     def action(self) -> str:
         """The call to action for this kind of item."""
-        return {"video": "Watch", "audio": "Listen", "podcast": "Listen"}.get(self.kind, "Read more")
+        return {"video": "Watch", "audio": "Listen", "podcast": "Listen"}.get(
+            self.kind, "Read more"
+        )
 
 
 class Section(_Model):
@@ -204,7 +206,8 @@ class Issue(_Model):
             for key in filter(None, (item.url, item.id)):
                 if key in seen:
                     raise ValueError(
-                        f"the story {item.title!r} appears twice (same {'URL' if key == item.url else 'id'} "
+                        f"the story {item.title!r} appears twice "
+                        f"(same {'URL' if key == item.url else 'id'} "
                         f"as {seen[key]!r}); remove one"
                     )
                 seen[key] = item.title

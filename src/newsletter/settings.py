@@ -100,7 +100,9 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Earlier sources win: explicit arguments, then the environment, then the TOML file.
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=settings_cls.model_config.get("toml_file"))
+        toml = TomlConfigSettingsSource(
+            settings_cls, toml_file=settings_cls.model_config.get("toml_file")
+        )
         return (init_settings, env_settings, toml)
 
     def path(self, value: Path) -> Path:

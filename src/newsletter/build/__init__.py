@@ -84,8 +84,12 @@ def render_issue(
     archive = timed("premailer", lambda: renderer.inline_css(archive_compiled))
     start = time.perf_counter()
     message = compose(
-        issue, settings.newsletter, text, html,
-        date=now or _now(), msgid=msgid or message_id(settings.newsletter),
+        issue,
+        settings.newsletter,
+        text,
+        html,
+        date=now or _now(),
+        msgid=msgid or message_id(settings.newsletter),
     )
     eml = message.as_bytes()
     timings["mime"] = time.perf_counter() - start

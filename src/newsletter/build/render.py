@@ -39,8 +39,9 @@ HTML_TEMPLATE = "issue.mjml.j2"
 TEXT_TEMPLATE = "issue.txt.j2"
 
 _MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
 
 
 _STYLE_BLOCK = re.compile(r"<style\b[^>]*>.*?</style>", re.IGNORECASE | re.DOTALL)
@@ -104,7 +105,10 @@ class Renderer:
             keep_trailing_newline=True,
         )
         self.env.filters.update(
-            markdown=markdown_html, markdown_text=markdown_text, wrap=wrap, longdate=longdate,
+            markdown=markdown_html,
+            markdown_text=markdown_text,
+            wrap=wrap,
+            longdate=longdate,
             title_link=title_link,
         )
         self.premailer = Premailer(
@@ -124,15 +128,25 @@ class Renderer:
 
     def _template_error(self, exc: TemplateError) -> InputError:
         if isinstance(exc, TemplateSyntaxError):
-            return InputError(f"{exc.filename or exc.name}:{exc.lineno}: template error: {exc.message}")
+            return InputError(
+                f"{exc.filename or exc.name}:{exc.lineno}: template error: {exc.message}"
+            )
         if isinstance(exc, TemplateNotFound):
-            return InputError(f"template {exc.name!r} not found in {self.settings.templates_dir} or the built-in theme")
+            return InputError(
+                f"template {exc.name!r} not found in {self.settings.templates_dir} "
+                "or the built-in theme"
+            )
         if isinstance(exc, UndefinedError):
             return InputError(f"template error: {exc.message} (a misspelt variable?)")
         return InputError(f"template error: {exc}")
 
     def context(self, issue: Issue, links: Links, archive: bool = False) -> dict[str, Any]:
-        return {"issue": issue, "newsletter": self.settings.newsletter, "links": links, "archive": archive}
+        return {
+            "issue": issue,
+            "newsletter": self.settings.newsletter,
+            "links": links,
+            "archive": archive,
+        }
 
     def render_mjml(self, issue: Issue, links: Links, archive: bool = False) -> str:
         """Stage 1: Jinja renders the MJML source."""
