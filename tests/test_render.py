@@ -208,3 +208,17 @@ def test_premailer_never_reaches_the_network(settings: Settings, no_network: lis
     # And the whole sample build, with sockets refused.
     render_issue(load_issue(SAMPLE_ISSUE, settings), settings, renderer)
     assert no_network == []
+
+
+def test_cssutils_does_not_flood_the_log(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # MJML emits mso-/-webkit- properties on purpose; cssutils would warn about each one.
+    caplog.set_level("DEBUG")
+    renderer = Renderer(settings)
+    renderer.inline_css(
+        "<html><head><style>td { mso-line-height-rule: exactly; }</style></head>"
+        "<body><table><tr><td>x</td></tr></table></body></html>"
+    )
+    render_issue(load_issue(SAMPLE_ISSUE, settings), settings, renderer)
+    assert [r for r in caplog.records if r.levelno >= 30] == []
