@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import functools
+import json
+import signal
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 
-from . import __version__
+from . import __version__, subscribers
 from .build import GMAIL_CLIP_BYTES, build_issue
 from .errors import NewsletterError
+from .send import SendReport, plan, send_issue, send_test
 from .settings import DEFAULT_CONFIG, Settings, load_settings
+from .store import Store
+from .weekly import run_weekly
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,6 +113,310 @@ def build(issue_file: Path, out_dir: Path | None, settings: Settings) -> None:
         )
 
 
+def _progress() -> tuple[Any, Callable[[int], None], Callable[[bool], None]]:
+    """A rich progress bar on a terminal; silent callbacks otherwise."""
+    if not out.is_terminal:
+        return contextlib.nullcontext(), lambda n: None, lambda ok: None
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed {task.fields[failed]}"),
+        TextColumn("{task.fields[rate]:.0f}/s"),
+        TimeRemainingColumn(),
+        console=out,
+    )
+    task = progress.add_task("sending", total=None, failed=0, rate=0.0)
+    started = [time.monotonic()]
+    done = [0, 0]
+
+    def on_start(total: int) -> None:
+        started[0] = time.monotonic()
+        progress.update(task, total=total)
+
+    def on_result(ok: bool) -> None:
+        done[0 if ok else 1] += 1
+        elapsed = max(time.monotonic() - started[0], 1e-6)
+        progress.update(task, advance=1, failed=done[1], rate=(done[0] + done[1]) / elapsed)
+
+    return progress, on_start, on_result
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGTERM/SIGINT finish the messages in flight, record them, then stop."""
+    stop = threading.Event()
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _report(report: SendReport) -> int:
+    where = (
+        f"captured in {_display(Path(report.capture_dir))}" if report.capture_dir else "via relay"
+    )
+    if not report.recipients and not report.stopped:
+        out.print(
+            f"Nothing to send: {report.issue} already went to {report.already_sent} subscribers.",
+            markup=False,
+        )
+        return 0
+    out.print(
+        f"{report.issue}: sent {report.sent}, failed {report.failed}, "
+        f"deferred {report.deferred}, remaining {report.remaining} "
+        f"({report.rate:.0f} msg/s, {report.seconds:.1f} s, {where})",
+        markup=False,
+    )
+    for failure in report.failures[:10]:
+        err.print(f"  failed: {failure['email']}: {failure['reply']}", markup=False)
+    if len(report.failures) > 10:
+        err.print(f"  … and {len(report.failures) - 10} more in send-report.json", markup=False)
+    if report.stopped:
+        err.print(
+            f"[red]stopped:[/] {escape(report.stopped)}; run the same command again to resume"
+        )
+    elif report.deferred or report.remaining:
+        err.print("[yellow]some messages were deferred; run the same command again to retry[/]")
+    return 0 if report.ok else 1
+
+
+@cli.command()
+@click.argument("issue_file", type=click.Path(path_type=Path))
+@click.option(
+    "--test",
+    "test_addresses",
+    multiple=True,
+    metavar="ADDR",
+    help="Send a [TEST] copy to ADDR only (repeatable); no ledger rows.",
+)
+@click.option("--dry-run", is_flag=True, help="Show who would get it; send nothing.")
+@click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages this run.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_settings
+def send(
+    issue_file: Path,
+    test_addresses: tuple[str, ...],
+    dry_run: bool,
+    limit: int | None,
+    yes: bool,
+    settings: Settings,
+) -> None:
+    """Send ISSUE_FILE to every active subscriber who has not had it yet.
+
+    Builds first if the outputs are missing or stale. Safe to run again: it resumes
+    where a killed or failed run stopped, and never sends anyone the issue twice.
+
+    \b
+    Examples:
+        newsletter send issues/2023-W25.toml --test me@example.org
+        newsletter send issues/2023-W25.toml --dry-run
+        newsletter send issues/2023-W25.toml --yes
+    """
+    if test_addresses:
+        report = send_test(issue_file, settings, list(test_addresses))
+        out.print(
+            f"Test copy of {report.issue} sent to {report.sent} of {report.recipients}",
+            markup=False,
+        )
+        for failure in report.failures:
+            err.print(f"  failed: {failure['email']}: {failure['reply']}", markup=False)
+        raise SystemExit(0 if not report.failed else 1)
+    count, first, done = plan(issue_file, settings)
+    if limit is not None:
+        count = min(count, limit)
+    if dry_run:
+        out.print(f"Would send to {count} subscribers ({done} already have it).", markup=False)
+        for address in first[:count]:
+            out.print(f"  {address}", markup=False)
+        if count > len(first):
+            out.print(f"  … and {count - len(first)} more", markup=False)
+        return
+    if count and not yes and sys.stdin.isatty():
+        target = "the local capture" if settings.smtp.mode == "capture" else settings.smtp.host
+        click.confirm(f"Send {issue_file} to {count} subscribers through {target}?", abort=True)
+    progress, on_start, on_result = _progress()
+    with _stop_on_signals() as stop, progress:
+        report = send_issue(
+            issue_file, settings, limit=limit, on_start=on_start, on_result=on_result, stop=stop
+        )
+    raise SystemExit(_report(report))
+
+
+@cli.command()
+@click.option("--week", help="ISO week such as 2023-W25 [default: this week].")
+@with_settings
+def weekly(week: str | None, settings: Settings) -> None:
+    """Send this week's issue: the cron / systemd-timer entry point.
+
+    Uses issues/<week>.toml, builds it if needed, and sends to everyone who has not had
+    it. Running it again sends nothing and says so; the exit code is 0 only when
+    everyone has it.
+
+    \b
+    Example (crontab, Fridays 09:00):
+        0 9 * * 5  cd /srv/newsletter && .venv/bin/newsletter weekly
+    """
+    with _stop_on_signals() as stop:
+        report = run_weekly(settings, week, stop=stop)
+    raise SystemExit(_report(report))
+
+
+@cli.command()
+@click.argument("token_or_email")
+@with_settings
+def unsubscribe(token_or_email: str, settings: Settings) -> None:
+    """Unsubscribe by the token of an unsubscribe link, or by address.
+
+    \b
+    Examples:
+        newsletter unsubscribe ada@example.org
+        newsletter unsubscribe 'Q2x0...Zz.k3J...'
+    """
+    with Store(settings.store_path) as store:
+        found = subscribers.unsubscribe(
+            store, settings.security.secret.get_secret_value(), token_or_email
+        )
+    out.print(f"{found.email} is {found.status}", markup=False)
+
+
+@cli.group(name="subscribers")
+def subscribers_group() -> None:
+    """Manage the subscriber list (import, add, remove, list, export)."""
+
+
+@subscribers_group.command(name="import")
+@click.argument("csv_file", type=click.Path(path_type=Path))
+@click.option("--source", help="Recorded as each new subscriber's source [default: import:FILE].")
+@with_settings
+def subscribers_import(csv_file: Path, source: str | None, settings: Settings) -> None:
+    """Import a CSV with an `email` column (and optionally `name`).
+
+    Invalid and duplicate rows are reported with their line numbers and skipped; the
+    rest are imported in one transaction. Unsubscribed, bounced and complained
+    addresses are never resubscribed. Exit code 1 when some rows were invalid.
+
+    \b
+    Example:
+        newsletter subscribers import examples/subscribers.csv
+    """
+    with Store(settings.store_path) as store:
+        report = subscribers.import_csv(store, csv_file, source)
+    for problem in report.problems:
+        err.print(problem, markup=False)
+    out.print(
+        f"Imported {report.imported}, already subscribed {report.already}, "
+        f"skipped {len(report.problems)}",
+        markup=False,
+    )
+    raise SystemExit(1 if report.invalid else 0)
+
+
+@subscribers_group.command(name="add")
+@click.argument("email")
+@click.option("--name", default="", help="Display name, used in To and the greeting.")
+@with_settings
+def subscribers_add(email: str, name: str, settings: Settings) -> None:
+    """Add one subscriber.
+
+    \b
+    Example:
+        newsletter subscribers add ada@example.org --name "Ada Lovelace"
+    """
+    with Store(settings.store_path) as store:
+        added = subscribers.add(store, email, name)
+    out.print(f"Added {added.email}", markup=False)
+
+
+@subscribers_group.command(name="remove")
+@click.argument("email")
+@click.option(
+    "--forget",
+    is_flag=True,
+    help="Delete the subscriber and their send history (erasure request) instead "
+    "of keeping them as unsubscribed.",
+)
+@with_settings
+def subscribers_remove(email: str, forget: bool, settings: Settings) -> None:
+    """Unsubscribe EMAIL (kept, so an import never re-adds them), or --forget it entirely.
+
+    \b
+    Example:
+        newsletter subscribers remove ada@example.org
+    """
+    secret = settings.security.secret.get_secret_value()
+    with Store(settings.store_path) as store:
+        if forget:
+            try:
+                existed = subscribers.forget(store, email)
+            except ValueError as exc:
+                raise NewsletterError(str(exc)) from None
+            if not existed:
+                raise NewsletterError(f"{email}: no such subscriber")
+            out.print(f"Forgot {email}", markup=False)
+            return
+        found = subscribers.unsubscribe(store, secret, email)
+    out.print(f"{found.email} is {found.status}", markup=False)
+
+
+def _status_option(command: F) -> F:
+    return click.option(
+        "--status", type=click.Choice(subscribers.STATUSES), help="Only this status."
+    )(command)
+
+
+@subscribers_group.command(name="list")
+@_status_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+@with_settings
+def subscribers_list(status: str | None, as_json: bool, settings: Settings) -> None:
+    """List subscribers as a table, or as JSON.
+
+    \b
+    Example:
+        newsletter subscribers list --status active --json
+    """
+    with Store(settings.store_path) as store:
+        rows = [s.public() for s in subscribers.iter_subscribers(store, status)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    table = Table("email", "name", "status", "created", "source", box=None)
+    for row in rows:
+        table.add_row(
+            *(escape(str(row[k])) for k in ("email", "name", "status", "created", "source"))
+        )
+    out.print(table)
+    out.print(f"{len(rows)} subscribers", markup=False)
+
+
+@subscribers_group.command(name="export")
+@_status_option
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of CSV.")
+@with_settings
+def subscribers_export(status: str | None, as_json: bool, settings: Settings) -> None:
+    """Write every subscriber to stdout as CSV (or JSON), streaming.
+
+    \b
+    Example:
+        newsletter subscribers export > subscribers.csv
+    """
+    with Store(settings.store_path) as store:
+        rows = (s.public() for s in subscribers.iter_subscribers(store, status))
+        if as_json:
+            click.echo(json.dumps(list(rows), indent=2, ensure_ascii=False))
+            return
+        writer = csv.DictWriter(
+            sys.stdout, fieldnames=["email", "name", "status", "created", "source"]
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and an exit code, never a traceback."""
     try:
@@ -111,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130

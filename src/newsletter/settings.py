@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,7 +30,21 @@ from pydantic_settings import (
 
 from .errors import ConfigError, describe_validation_error
 
-__all__ = ["BuildSettings", "NewsletterSettings", "PathSettings", "Settings", "load_settings"]
+__all__ = [
+    "SAMPLE_SECRET",
+    "BuildSettings",
+    "DkimSettings",
+    "NewsletterSettings",
+    "PathSettings",
+    "SecuritySettings",
+    "Settings",
+    "SmtpSettings",
+    "StoreSettings",
+    "load_settings",
+]
+
+#: The secret shipped in the sample config.toml: fine for the local capture, refused for a relay.
+SAMPLE_SECRET = "sample-secret-change-me"
 
 DEFAULT_CONFIG = Path("config.toml")
 
@@ -41,6 +63,13 @@ class NewsletterSettings(_Section):
     )
     postal_address: str = Field(description="The organisation's postal address, for the footer.")
     language: str = Field(default="en", description="BCP 47 language tag for the `lang` attribute.")
+    greeting: str = Field(
+        default="Hello {name},", description="Greeting for a subscriber whose name is known."
+    )
+    greeting_no_name: str = Field(default="Hello,", description="Greeting when the name is not.")
+    unsubscribe_mailto: EmailStr | None = Field(
+        default=None, description="Also offer List-Unsubscribe by mail to this address."
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -49,6 +78,13 @@ class NewsletterSettings(_Section):
             raise ValueError(f"must start with https:// (got {value!r})")
         # Always one trailing slash, so "images/x.png" joins under it rather than beside it.
         return value.rstrip("/") + "/"
+
+    @field_validator("greeting")
+    @classmethod
+    def _greeting(cls, value: str) -> str:
+        if "{name}" not in value:
+            raise ValueError("must contain {name}, where the subscriber's name goes")
+        return value
 
     @field_validator("name", "postal_address")
     @classmethod
@@ -76,6 +112,57 @@ class BuildSettings(_Section):
     )
 
 
+class StoreSettings(_Section):
+    path: Path = Field(
+        default=Path("newsletter.db"), description="The SQLite file: subscribers and send ledger."
+    )
+
+
+class SmtpSettings(_Section):
+    mode: Literal["capture", "relay"] = Field(
+        default="capture",
+        description="capture: a local SMTP server on loopback stores every message in a Maildir; "
+        "relay: send through host:port.",
+    )
+    capture_dir: Path = Field(default=Path("out/mail"), description="Maildir for capture mode.")
+    host: str = Field(default="localhost", description="SMTP relay host.")
+    port: int = Field(default=587, ge=1, le=65535, description="SMTP relay port.")
+    security: Literal["none", "starttls", "tls"] = Field(
+        default="starttls", description="none, starttls (usually port 587) or tls (port 465)."
+    )
+    username: str = Field(default="", description="Login; empty for no AUTH.")
+    password: SecretStr = Field(default=SecretStr(""), description="Password; never printed.")
+    ca_file: Path | None = Field(default=None, description="Extra CA bundle to trust (PEM).")
+    timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for any reply.")
+    connections: int = Field(default=4, ge=1, le=64, description="Parallel connections.")
+    rate: float = Field(default=0.0, ge=0, description="Messages per second; 0 = no limit.")
+    messages_per_connection: int = Field(
+        default=500, ge=1, description="Reconnect after this many messages."
+    )
+    max_attempts: int = Field(
+        default=6, ge=1, description="Tries per message for 4xx replies, timeouts, drops."
+    )
+    retry_delay: float = Field(
+        default=2.0, ge=0, description="First backoff delay in seconds; doubles per attempt."
+    )
+    bounce_after: int = Field(
+        default=2, ge=1, description="5xx replies to RCPT before a subscriber is marked bounced."
+    )
+
+
+class SecuritySettings(_Section):
+    secret: SecretStr = Field(
+        default=SecretStr(SAMPLE_SECRET),
+        description="HMAC key for unsubscribe tokens. Set a long random value for real sends.",
+    )
+
+
+class DkimSettings(_Section):
+    domain: str = Field(default="", description="d= domain; empty turns DKIM signing off.")
+    selector: str = Field(default="", description="s= selector.")
+    key_file: Path | None = Field(default=None, description="PEM private key.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NEWSLETTER_",
@@ -86,6 +173,10 @@ class Settings(BaseSettings):
     newsletter: NewsletterSettings
     paths: PathSettings = PathSettings()
     build: BuildSettings = BuildSettings()
+    store: StoreSettings = StoreSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    security: SecuritySettings = SecuritySettings()
+    dkim: DkimSettings = DkimSettings()
 
     #: Folder holding the config file; relative paths are resolved against it.
     root: Path = Field(default=Path("."), exclude=True)
@@ -120,6 +211,10 @@ class Settings(BaseSettings):
     @property
     def templates_dir(self) -> Path:
         return self.path(self.paths.templates_dir)
+
+    @property
+    def store_path(self) -> Path:
+        return self.path(self.store.path)
 
 
 def _key(loc: Any) -> str:

@@ -140,18 +140,25 @@ class Renderer:
             return InputError(f"template error: {exc.message} (a misspelt variable?)")
         return InputError(f"template error: {exc}")
 
-    def context(self, issue: Issue, links: Links, archive: bool = False) -> dict[str, Any]:
+    def context(
+        self, issue: Issue, links: Links, archive: bool = False, greeting: str | None = None
+    ) -> dict[str, Any]:
         return {
             "issue": issue,
             "newsletter": self.settings.newsletter,
             "links": links,
             "archive": archive,
+            # The archive is read by anyone: no greeting. Sending splices in each name.
+            "greeting": "" if archive else greeting or self.settings.newsletter.greeting_no_name,
         }
 
-    def render_mjml(self, issue: Issue, links: Links, archive: bool = False) -> str:
+    def render_mjml(
+        self, issue: Issue, links: Links, archive: bool = False, greeting: str | None = None
+    ) -> str:
         """Stage 1: Jinja renders the MJML source."""
+        context = self.context(issue, links, archive, greeting)
         try:
-            return self.env.get_template(HTML_TEMPLATE).render(self.context(issue, links, archive))
+            return self.env.get_template(HTML_TEMPLATE).render(context)
         except TemplateError as exc:
             raise self._template_error(exc) from None
 
@@ -176,13 +183,17 @@ class Renderer:
             out = "<!doctype html>\n" + out
         return out if out.endswith("\n") else out + "\n"
 
-    def render_html(self, issue: Issue, links: Links, archive: bool = False) -> str:
-        return self.inline_css(self.compile_mjml(self.render_mjml(issue, links, archive)))
+    def render_html(
+        self, issue: Issue, links: Links, archive: bool = False, greeting: str | None = None
+    ) -> str:
+        return self.inline_css(self.compile_mjml(self.render_mjml(issue, links, archive, greeting)))
 
-    def render_text(self, issue: Issue, links: Links) -> str:
+    def render_text(self, issue: Issue, links: Links, greeting: str | None = None) -> str:
         """The plain-text part, from its own template."""
         try:
-            text = self.env.get_template(TEXT_TEMPLATE).render(self.context(issue, links))
+            text = self.env.get_template(TEXT_TEMPLATE).render(
+                self.context(issue, links, greeting=greeting)
+            )
         except TemplateError as exc:
             raise self._template_error(exc) from None
         lines = [line.rstrip() for line in text.strip().splitlines()]

@@ -1,0 +1,273 @@
+"""Send stage: built issue -> one message per active subscriber over SMTP.
+
+``send_issue`` reads like the run: load and (re)build the issue, take the issue's lease,
+write the ledger rows, start the capture server if configured, deliver, report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..build import build_issue, write_atomic
+from ..build.render import Renderer, builtin_theme
+from ..errors import ConfigError, NewsletterError
+from ..issuefile import load_issue
+from ..models import Issue
+from ..settings import SAMPLE_SECRET, Settings
+from ..store import Store, utcnow
+from .capture import CaptureServer
+from .compose import Composer, Recipient, dot_stuff
+from .deliver import Delivery, Outcome, Target, deliver
+from .smtp import Connection, SmtpError
+
+__all__ = ["LeaseHeld", "SendReport", "plan", "send_issue", "send_test"]
+
+#: A lease outlives a stalled renewal this long; a dead process's lease lapses after it.
+LEASE_SECONDS = 60.0
+
+
+class LeaseHeld(NewsletterError):
+    exit_code = 1
+
+
+@dataclass
+class SendReport:
+    issue: str
+    mode: str
+    started: str
+    finished: str = ""
+    recipients: int = 0
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    #: Sent by earlier runs (this run skipped them).
+    already_sent: int = 0
+    remaining: int = 0
+    stopped: str = ""
+    seconds: float = 0.0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    capture_dir: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.deferred or self.stopped or self.remaining)
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+
+def _stale(issue_path: Path, out: Path, settings: Settings) -> bool:
+    """Whether out/<week>/ is missing or older than the issue file or any template."""
+    built = out / "email.html"
+    if not built.exists():
+        return True
+    newest = issue_path.stat().st_mtime
+    for folder in (settings.templates_dir, builtin_theme()):
+        if folder.is_dir():
+            for template in folder.rglob("*.j2"):
+                newest = max(newest, template.stat().st_mtime)
+    return built.stat().st_mtime < newest
+
+
+def prepare(issue_path: Path, settings: Settings) -> tuple[Issue, Path]:
+    """Load the issue and rebuild its outputs if they are missing or stale."""
+    issue = load_issue(issue_path, settings)
+    out = settings.output_dir / issue.week
+    if _stale(Path(issue_path), out, settings):
+        build_issue(issue_path, settings)
+    return issue, out
+
+
+def _check_relay(settings: Settings) -> None:
+    if (
+        settings.smtp.mode == "relay"
+        and settings.security.secret.get_secret_value() == SAMPLE_SECRET
+    ):
+        raise ConfigError(
+            "[security] secret is still the sample value; set a long random secret "
+            "(NEWSLETTER_SECURITY__SECRET) before sending through a relay"
+        )
+
+
+@contextmanager
+def _target(
+    settings: Settings, report: SendReport
+) -> Iterator[tuple[Target, Callable[[Target], Connection]]]:
+    """The relay from config, or a capture server started for this run."""
+    smtp = settings.smtp
+    if smtp.mode == "relay":
+        yield Target(smtp.host, smtp.port), lambda t: Connection(smtp)
+        return
+    maildir = settings.path(smtp.capture_dir)
+    report.capture_dir = str(maildir)
+    plain = smtp.model_copy(update={"security": "none", "username": ""})
+    with CaptureServer(maildir) as server:
+        yield (
+            Target(server.host, server.port),
+            lambda t: Connection(plain, host=t.host, port=t.port),
+        )
+
+
+def plan(issue_path: Path, settings: Settings, show: int = 5) -> tuple[int, list[str], int]:
+    """For --dry-run: (recipients this run would send to, the first few, already sent).
+
+    Reads only; writes nothing, not even the ledger rows.
+    """
+    issue = load_issue(issue_path, settings)
+    with Store(settings.store_path) as store:
+        query = (
+            "FROM subscribers s WHERE s.status = 'active' AND NOT EXISTS (SELECT 1 FROM "
+            "deliveries d WHERE d.issue = ? AND d.subscriber_id = s.id AND d.state != 'pending')"
+        )
+        count = store.db.execute(f"SELECT COUNT(*) {query}", (issue.week,)).fetchone()[0]
+        first = [
+            r[0]
+            for r in store.db.execute(
+                f"SELECT s.email {query} ORDER BY s.id LIMIT ?", (issue.week, show)
+            )
+        ]
+        done = store.db.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE issue = ? AND state = 'sent'", (issue.week,)
+        ).fetchone()[0]
+    return int(count), first, int(done)
+
+
+def _renew(
+    store_path: Path, issue: str, owner: str, stop: threading.Event, lost: threading.Event
+) -> None:
+    with Store(store_path) as store:
+        while not stop.wait(LEASE_SECONDS / 4):
+            if not store.renew_lease(issue, owner, LEASE_SECONDS):
+                lost.set()
+                return
+
+
+def send_issue(
+    issue_path: Path,
+    settings: Settings,
+    *,
+    limit: int | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_result: Callable[[bool], None] | None = None,
+    stop: threading.Event | None = None,
+) -> SendReport:
+    """Send the issue to every active subscriber who has not had it; safe to rerun."""
+    _check_relay(settings)
+    issue, out = prepare(issue_path, settings)
+    report = SendReport(issue=issue.week, mode=settings.smtp.mode, started=utcnow())
+    started = dt.datetime.now(dt.UTC)
+    stop = stop or threading.Event()
+    with ExitStack() as stack:
+        store = stack.enter_context(Store(settings.store_path))
+        owner = store.acquire_lease(issue.week, issue.subject, LEASE_SECONDS)
+        if owner is None:
+            raise LeaseHeld(
+                f"another send of {issue.week} is running ({store.lease_holder(issue.week)}); "
+                "it will finish the job, or its lease lapses within a minute if it died"
+            )
+        stack.callback(store.release_lease, issue.week, owner)
+        renewing, lost = threading.Event(), threading.Event()
+        renewer = threading.Thread(
+            target=_renew,
+            args=(settings.store_path, issue.week, owner, renewing, lost),
+            daemon=True,
+        )
+        renewer.start()
+        stack.callback(renewer.join)
+        stack.callback(renewing.set)
+
+        with store.transaction() as db:
+            # New active subscribers join a resumed run; unsubscribed ones are skipped later.
+            db.execute(
+                "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, updated) "
+                "SELECT ?, id, ? FROM subscribers WHERE status = 'active'",
+                (issue.week, utcnow()),
+            )
+        counts = dict(
+            store.db.execute(
+                "SELECT d.state, COUNT(*) FROM deliveries d JOIN subscribers s "
+                "ON s.id = d.subscriber_id WHERE d.issue = ? AND (d.state != 'pending' "
+                "OR s.status = 'active') GROUP BY d.state",
+                (issue.week,),
+            ).fetchall()
+        )
+        report.already_sent = counts.get("sent", 0)
+        pending = counts.get("pending", 0)
+        report.recipients = min(pending, limit) if limit is not None else pending
+        if on_start:
+            on_start(report.recipients)
+        if report.recipients:
+            composer = Composer(issue, settings, Renderer(settings))
+            target, make = stack.enter_context(_target(settings, report))
+            smtp = settings.smtp
+            outcome = deliver(
+                Delivery(
+                    store=store, issue=issue.week, composer=composer,
+                    sender=settings.newsletter.from_address, target=target,
+                    make_connection=make, connections=smtp.connections, rate=smtp.rate,
+                    messages_per_connection=smtp.messages_per_connection,
+                    max_attempts=smtp.max_attempts, retry_delay=smtp.retry_delay,
+                    bounce_after=smtp.bounce_after, limit=limit, on_result=on_result, stop=stop,
+                )
+            )  # fmt: skip
+        else:
+            outcome = Outcome()
+        if lost.is_set():
+            outcome.stopped = outcome.stopped or "the send lease was lost"
+        _fill(report, outcome, store, issue.week)
+        if stop.is_set() and not outcome.stopped:
+            report.stopped = "interrupted"
+    report.finished = utcnow()
+    report.seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    write_atomic({out / "send-report.json": json.dumps(asdict(report), indent=2).encode()})
+    return report
+
+
+def _fill(report: SendReport, outcome: Outcome, store: Store, week: str) -> None:
+    report.sent, report.failed, report.deferred = outcome.sent, outcome.failed, outcome.deferred
+    report.stopped = outcome.stopped
+    report.failures = [{"email": e, "reply": r} for e, r in outcome.failures]
+    report.remaining = store.db.execute(
+        "SELECT COUNT(*) FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+        "WHERE d.issue = ? AND d.state = 'pending' AND s.status = 'active'",
+        (week,),
+    ).fetchone()[0]
+
+
+def send_test(issue_path: Path, settings: Settings, addresses: list[str]) -> SendReport:
+    """Send a [TEST] copy to ``addresses`` only: no ledger rows, no lease."""
+    from ..subscribers import normalise_email
+
+    _check_relay(settings)
+    issue, _ = prepare(issue_path, settings)
+    try:
+        recipients = [Recipient(normalise_email(a)) for a in addresses]
+    except ValueError as exc:
+        raise NewsletterError(f"--test: {exc}") from None
+    report = SendReport(issue=issue.week, mode=settings.smtp.mode, started=utcnow())
+    composer = Composer(issue, settings, test=True)
+    with _target(settings, report) as (target, make):
+        connection = make(target)
+        try:
+            for recipient in recipients:
+                try:
+                    connection.send(
+                        settings.newsletter.from_address, recipient.email,
+                        dot_stuff(composer.compose(recipient)),
+                    )  # fmt: skip
+                    report.sent += 1
+                except SmtpError as exc:
+                    report.failed += 1
+                    report.failures.append({"email": recipient.email, "reply": str(exc)})
+        finally:
+            connection.close()
+    report.recipients = len(recipients)
+    report.finished = utcnow()
+    return report

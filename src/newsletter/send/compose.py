@@ -1,0 +1,225 @@
+"""Per-recipient messages without per-recipient rendering.
+
+Jinja, MJML and premailer run once per issue, with placeholders where the greeting and
+the unsubscribe token go. The MIME bytes are built once too: each body is encoded as
+quoted-printable in pieces split at the placeholders, each piece ending in a soft line
+break, so a placeholder is never cut by a QP line break and each recipient's message is
+a join of ready-made bytes plus a few short encoded values.
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import html
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+
+from ..build.render import Links, Renderer
+from ..errors import ConfigError, InputError
+from ..models import Issue
+from ..settings import Settings
+from ..subscribers import sign_token
+
+__all__ = ["Composer", "Recipient", "dot_stuff"]
+
+# Plain ASCII letters: untouched by Jinja escaping, MJML, premailer, URLs and QP.
+TOKEN = "XNLTOKENPLACEHOLDERX"
+GREETING = "XNLGREETINGPLACEHOLDERX"
+_PLACEHOLDER = re.compile(f"({TOKEN}|{GREETING})")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    name: str = ""
+    #: The subscriber's token id (``subscribers.token``); empty for test sends.
+    token_id: str = ""
+    #: Used in the Message-ID; 0 for test sends.
+    subscriber_id: int = 0
+
+
+def _refuse_line_breaks(**values: str) -> None:
+    for field, value in values.items():
+        if "\r" in value or "\n" in value:
+            raise InputError(f"the {field} contains a line break, which would inject a header")
+
+
+def _qp(text: str) -> bytes:
+    """Quoted-printable with CRLF line ends."""
+    encoded = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True)
+    return encoded.replace(b"\n", b"\r\n")
+
+
+def _soft_break(encoded: bytes) -> bytes:
+    # A soft line break ("=" CRLF) decodes to nothing; it restarts the line count so
+    # the next piece, encoded on its own, stays within 76 columns.
+    return encoded if encoded.endswith(b"\r\n") or not encoded else encoded + b"=\r\n"
+
+
+class _Body:
+    """One body part split at placeholders: static encoded pieces and slot names."""
+
+    def __init__(self, text: str) -> None:
+        self.pieces: list[bytes | str] = []
+        for index, piece in enumerate(_PLACEHOLDER.split(text)):
+            if index % 2:
+                self.pieces.append(piece)
+            else:
+                self.pieces.append(_soft_break(_qp(piece)))
+
+    def render(self, values: dict[str, bytes]) -> bytes:
+        return b"".join(p if isinstance(p, bytes) else values[p] for p in self.pieces)
+
+
+class Composer:
+    """Makes the bytes of each recipient's message for one issue."""
+
+    def __init__(
+        self,
+        issue: Issue,
+        settings: Settings,
+        renderer: Renderer | None = None,
+        *,
+        test: bool = False,
+        now: dt.datetime | None = None,
+    ) -> None:
+        self.issue, self.settings, self.test = issue, settings, test
+        newsletter = settings.newsletter
+        self.secret = settings.security.secret.get_secret_value()
+        self.domain = newsletter.from_address.rsplit("@", 1)[1]
+        subject = ("[TEST] " if test else "") + issue.subject
+        _refuse_line_breaks(subject=subject, **{"newsletter name": issue.newsletter})
+
+        renderer = renderer or Renderer(settings)
+        base = newsletter.base_url
+        self.unsubscribe_base = f"{base}unsubscribe?token="
+        links = Links(
+            home=base, archive=f"{base}{issue.week}/", unsubscribe=self.unsubscribe_base + TOKEN
+        )
+        text = renderer.render_text(issue, links, greeting=GREETING)
+        body_html = renderer.render_html(issue, links, greeting=GREETING)
+        self._text, self._html = _Body(text), _Body(body_html)
+
+        boundary = "==newsletter-" + secrets.token_hex(12)
+        self._boundary = boundary.encode()
+        head = EmailMessage(policy=SMTP)
+        head["From"] = Address(issue.newsletter, *newsletter.from_address.rsplit("@", 1))
+        head["Reply-To"] = Address(issue.newsletter, *newsletter.reply_to.rsplit("@", 1))
+        head["Subject"] = subject
+        head["Date"] = format_datetime(now or dt.datetime.now(dt.UTC))
+        list_name = re.sub(r"[^a-z0-9]+", "-", issue.newsletter.lower()).strip("-") or "newsletter"
+        head["List-Id"] = f"{issue.newsletter} <{list_name}.{self.domain}>"
+        head["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        head["MIME-Version"] = "1.0"
+        head["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
+        # Only the header block is wanted: the email package folds and encodes it.
+        self._static_headers = head.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n"
+        self.mailto = newsletter.unsubscribe_mailto
+        self._signer = _dkim_signer(settings)
+
+    def message_id(self, recipient: Recipient) -> str:
+        """Stable per issue and recipient, so a resend after a crash can be de-duplicated."""
+        key = f"{self.issue.week}:{recipient.subscriber_id}:{recipient.email.lower()}"
+        digest = hmac.new(self.secret.encode(), key.encode(), hashlib.sha256).hexdigest()[:16]
+        prefix = "test." if self.test else ""
+        return f"<{prefix}{self.issue.week}.{digest}@{self.domain}>"
+
+    def unsubscribe_url(self, recipient: Recipient) -> str:
+        token = sign_token(self.secret, recipient.token_id) if recipient.token_id else "test"
+        return self.unsubscribe_base + token
+
+    def greeting(self, recipient: Recipient) -> str:
+        newsletter = self.settings.newsletter
+        if recipient.name:
+            return newsletter.greeting.replace("{name}", recipient.name)
+        return newsletter.greeting_no_name
+
+    def compose(self, recipient: Recipient) -> bytes:
+        """The whole message for one recipient, CRLF line ends, not yet dot-stuffed."""
+        _refuse_line_breaks(name=recipient.name, address=recipient.email)
+        url = self.unsubscribe_url(recipient)
+        greeting = self.greeting(recipient)
+        token = url[len(self.unsubscribe_base) :]
+        unsubscribe = f"<{url}>"
+        if self.mailto:
+            unsubscribe += f", <mailto:{self.mailto}?subject=unsubscribe%20{token}>"
+        headers = (
+            self._static_headers
+            + b"To: "
+            + formataddr((recipient.name, recipient.email), charset="utf-8").encode("ascii")
+            + b"\r\nMessage-ID: "
+            + self.message_id(recipient).encode("ascii")
+            + b"\r\nList-Unsubscribe: "
+            + unsubscribe.encode("ascii")
+            + b"\r\n"
+        )
+        token_qp = _soft_break(_qp(token))
+        text = self._text.render({TOKEN: token_qp, GREETING: _soft_break(_qp(greeting))})
+        body_html = self._html.render(
+            {TOKEN: token_qp, GREETING: _soft_break(_qp(html.escape(greeting, quote=False)))}
+        )
+        b = self._boundary
+        message = b"".join(
+            (
+                headers,
+                b"\r\n--" + b + b"\r\n",
+                b'Content-Type: text/plain; charset="utf-8"\r\n',
+                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+                text,
+                b"\r\n--" + b + b"\r\n",
+                b'Content-Type: text/html; charset="utf-8"\r\n',
+                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+                body_html,
+                b"\r\n--" + b + b"--\r\n",
+            )
+        )
+        if self._signer is not None:
+            message = self._signer(message)
+        return message
+
+
+def dot_stuff(message: bytes) -> bytes:
+    """SMTP transparency (RFC 5321 4.5.2): a line starting with "." gets another."""
+    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
+
+
+_DKIM_HEADERS: Sequence[bytes] = (
+    b"From", b"To", b"Subject", b"Date", b"Message-ID", b"Reply-To", b"MIME-Version",
+    b"Content-Type", b"List-Id", b"List-Unsubscribe", b"List-Unsubscribe-Post",
+)  # fmt: skip
+
+
+def _dkim_signer(settings: Settings) -> Callable[[bytes], bytes] | None:
+    dkim_settings = settings.dkim
+    if not dkim_settings.domain:
+        return None
+    if not dkim_settings.selector or dkim_settings.key_file is None:
+        raise ConfigError("[dkim] domain is set, so selector and key_file are needed too")
+    key_path = settings.path(dkim_settings.key_file)
+    try:
+        key = Path(key_path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"[dkim] key_file {key_path}: cannot read: {exc.strerror}") from None
+    import dkim
+
+    selector, domain = dkim_settings.selector.encode(), dkim_settings.domain.encode()
+
+    def sign(message: bytes) -> bytes:
+        try:
+            header = dkim.sign(message, selector, domain, key, include_headers=list(_DKIM_HEADERS))
+        except dkim.DKIMException as exc:
+            raise ConfigError(f"[dkim] cannot sign with {key_path}: {exc}") from None
+        return bytes(header) + message
+
+    return sign

@@ -1,0 +1,403 @@
+"""One persistent SMTP connection, and how its replies are classified.
+
+The delivery loop (``deliver.py``) owns retries, backoff and the ledger; this module
+only talks SMTP and says what kind of failure happened:
+
+* :class:`TemporaryFailure`: 4xx, timeout, dropped connection. Retry later, on a new
+  connection.
+* :class:`PermanentFailure`: 5xx for this recipient (RCPT or DATA). Record, never retry.
+* :class:`ServerFailure`: the server cannot be used at all (connection refused at the
+  start, TLS or certificate failure, authentication refused, 5xx on MAIL FROM). Stop the
+  run; nothing is marked sent.
+
+:meth:`Connection.open` raises :class:`TemporaryFailure` for a refused, reset or timed-out
+connection (the delivery loop decides that this is fatal on the first connection of a run)
+and :class:`ServerFailure` for TLS, certificate and login problems.
+"""
+
+from __future__ import annotations
+
+import functools
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Literal, NoReturn
+
+from ..errors import NewsletterError
+from ..settings import SmtpSettings
+
+__all__ = [
+    "Connection",
+    "PermanentFailure",
+    "Reply",
+    "ServerFailure",
+    "SmtpError",
+    "TemporaryFailure",
+]
+
+_CA_HINT = "set [smtp] ca_file to trust a private CA"
+# A misspelt host is a configuration error; other resolver errors may pass.
+_NO_SUCH_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One SMTP reply, its text folded onto a single line."""
+
+    code: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}" if self.text else str(self.code)
+
+    @classmethod
+    def of(cls, code: int, text: bytes | str) -> Reply:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", errors="replace")
+        # Multi-line replies arrive joined by newlines; log lines and messages must stay one line.
+        return cls(code, " ".join(text.split()))
+
+
+class SmtpError(NewsletterError):
+    """Base of the three failure kinds; ``reply`` is the server's reply, when there was one."""
+
+    def __init__(self, message: str, reply: Reply | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reply = reply
+
+
+class TemporaryFailure(SmtpError):
+    """Try again later, on a new connection."""
+
+
+class PermanentFailure(SmtpError):
+    """The server refused this recipient or this message for good."""
+
+    def __init__(
+        self, message: str, reply: Reply | None = None, *, stage: Literal["rcpt", "data"]
+    ) -> None:
+        super().__init__(message, reply)
+        self.stage: Literal["rcpt", "data"] = stage
+
+
+class ServerFailure(SmtpError):
+    """The server cannot be used at all: stop the run."""
+
+
+@functools.cache
+def _default_local_hostname() -> str:
+    # What smtplib would compute, but once per process: getfqdn() can block on DNS for seconds,
+    # and smtplib would repeat it on every reconnect.
+    fqdn = socket.getfqdn()
+    if "." in fqdn:
+        return fqdn
+    try:
+        return f"[{socket.gethostbyname(socket.gethostname())}]"
+    except OSError:
+        return "[127.0.0.1]"
+
+
+class Connection:
+    """A persistent SMTP session; :meth:`send` opens it when needed and after a drop."""
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.host = host or settings.host
+        self.port = port or settings.port
+        self.local_hostname = local_hostname
+        self.sent = 0
+        self._smtp: smtplib.SMTP | None = None
+        self._pipelining = False
+        self._context: ssl.SSLContext | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def is_open(self) -> bool:
+        return self._smtp is not None
+
+    @property
+    def pipelining(self) -> bool:
+        """Whether the server advertised PIPELINING on the current connection."""
+        return self._pipelining
+
+    @property
+    def needs_reconnect(self) -> bool:
+        return self.sent >= self.settings.messages_per_connection
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect, EHLO, secure and log in; a no-op when already open."""
+        if self._smtp is not None:
+            return
+        s = self.settings
+        local = self.local_hostname or _default_local_hostname()
+        smtp = (
+            smtplib.SMTP_SSL(local_hostname=local, timeout=s.timeout, context=self._tls_context())
+            if s.security == "tls"
+            else smtplib.SMTP(local_hostname=local, timeout=s.timeout)
+        )
+        try:
+            self._handshake(smtp)
+        except BaseException:
+            smtp.close()
+            raise
+        self._smtp = smtp
+        self._pipelining = smtp.has_extn("pipelining")
+        self.sent = 0
+
+    def _handshake(self, smtp: smtplib.SMTP) -> None:
+        s = self.settings
+        stage = "connecting to"
+        try:
+            code, text = smtp.connect(self.host, self.port)
+            self._expect(code, text, 220, "greeting from")
+            stage = "talking to"
+            self._ehlo(smtp)
+            if s.security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise ServerFailure(
+                        f"{self.where} does not offer STARTTLS; refusing to send in plaintext "
+                        '(use security = "tls" for an implicit-TLS port such as 465)'
+                    )
+                code, text = smtp.starttls(context=self._tls_context())
+                self._expect(code, text, 220, "STARTTLS refused by")
+                self._ehlo(smtp)
+            if s.username:
+                self._login(smtp)
+        except SmtpError:
+            raise
+        except ssl.SSLCertVerificationError as exc:
+            reason = exc.verify_message or exc.reason or str(exc)
+            raise ServerFailure(
+                f"TLS failure talking to {self.where}: {reason}; {_CA_HINT}"
+            ) from None
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
+            raise TemporaryFailure(
+                f"{self.where} closed the connection during TLS: {exc}"
+            ) from None
+        except ssl.SSLError as exc:
+            hint = 'port 465 usually wants security = "tls", port 587 "starttls"'
+            reason = exc.reason or str(exc)
+            raise ServerFailure(f"TLS failure talking to {self.where}: {reason} ({hint})") from None
+        except socket.gaierror as exc:
+            if exc.errno in _NO_SUCH_HOST:
+                raise ServerFailure(
+                    f"cannot resolve SMTP host {self.host!r}: {exc.strerror}"
+                ) from None
+            raise TemporaryFailure(
+                f"cannot resolve SMTP host {self.host!r}: {exc.strerror}"
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            self._raise_for(Reply.of(exc.smtp_code, exc.smtp_error), f"{stage} {self.where}")
+        except OSError as exc:  # refused, reset, timed out, disconnected
+            raise TemporaryFailure(f"{stage} {self.where} failed: {_describe(exc)}") from None
+
+    def _ehlo(self, smtp: smtplib.SMTP) -> None:
+        if not 200 <= smtp.ehlo()[0] < 300:
+            self._expect(*smtp.helo(), 250, "EHLO and HELO refused by")
+
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        s = self.settings
+        if not smtp.has_extn("auth"):
+            raise ServerFailure(
+                f"{self.where} does not offer AUTH (over this connection); "
+                "check [smtp] security, or leave username empty"
+            )
+        password = s.password.get_secret_value()
+        try:
+            smtp.login(s.username, password)
+        except smtplib.SMTPResponseException as exc:
+            reply = Reply.of(exc.smtp_code, exc.smtp_error)
+            # A server may echo what it was sent; the password must never reach a log.
+            if password:
+                reply = Reply(reply.code, reply.text.replace(password, "***"))
+            if 400 <= reply.code < 500:
+                raise TemporaryFailure(f"{self.where} cannot log in now: {reply}", reply) from None
+            raise ServerFailure(
+                f"{self.where} refused the login for user {s.username!r}: {reply}", reply
+            ) from None
+        except smtplib.SMTPException as exc:
+            if isinstance(exc, smtplib.SMTPServerDisconnected):
+                raise
+            # No common mechanism: smtplib says so without a reply code.
+            raise ServerFailure(f"cannot log in to {self.where}: {exc}") from None
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._context is None:
+            context = ssl.create_default_context()
+            if self.settings.ca_file is not None:
+                try:
+                    context.load_verify_locations(cafile=self.settings.ca_file)
+                except (OSError, ssl.SSLError) as exc:
+                    raise ServerFailure(
+                        f"cannot load [smtp] ca_file {self.settings.ca_file}: {_describe(exc)}"
+                    ) from None
+            self._context = context
+        return self._context
+
+    def _expect(self, code: int, text: bytes, expected: int, what: str) -> None:
+        if code != expected:
+            self._raise_for(Reply.of(code, text), f"{what} {self.where}")
+
+    @staticmethod
+    def _raise_for(reply: Reply, what: str) -> NoReturn:
+        if 400 <= reply.code < 500:
+            raise TemporaryFailure(f"{what}: {reply}", reply)
+        raise ServerFailure(f"{what}: {reply}", reply)
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def send(self, sender: str, recipient: str, data: bytes) -> Reply:
+        """Send one message; return the server's reply to the end of DATA.
+
+        ``data`` has CRLF line endings and is already dot-stuffed. The end-of-data marker is
+        appended: ``.\\r\\n`` if ``data`` ends with CRLF, ``\\r\\n.\\r\\n`` otherwise.
+        """
+        self.open()
+        smtp = self._smtp
+        assert smtp is not None
+        try:
+            envelope = _envelope(sender, recipient)
+            reply = self._transaction(smtp, envelope, data)
+        except TemporaryFailure:
+            self._drop()
+            raise
+        except PermanentFailure:
+            self._reset(smtp)
+            raise
+        except ServerFailure:
+            self.close()
+            raise
+        except OSError as exc:  # includes smtplib.SMTPServerDisconnected and timeouts
+            self._drop()
+            raise TemporaryFailure(
+                f"connection to {self.where} lost while sending to {recipient}: {_describe(exc)}"
+            ) from None
+        self.sent += 1
+        return reply
+
+    def _transaction(self, smtp: smtplib.SMTP, envelope: tuple[bytes, bytes], data: bytes) -> Reply:
+        mail_cmd, rcpt_cmd = envelope
+        if self._pipelining:
+            # RFC 2920: one write, then every reply in order; the first failure decides.
+            smtp.send(mail_cmd + rcpt_cmd + b"DATA\r\n")
+            mail, rcpt, go = _read(smtp), _read(smtp), _read(smtp)
+            try:
+                self._check(mail, "mail")
+                self._check(rcpt, "rcpt")
+            except (PermanentFailure, ServerFailure):
+                if go.code == 354:
+                    # DATA was accepted although the envelope was not (RFC 2920 allows this):
+                    # end it empty so that RSET or QUIT are read as commands, not as text.
+                    smtp.send(b".\r\n")
+                    _read(smtp)
+                raise
+        else:
+            smtp.send(mail_cmd)
+            self._check(_read(smtp), "mail")
+            smtp.send(rcpt_cmd)
+            self._check(_read(smtp), "rcpt")
+            smtp.send(b"DATA\r\n")
+            go = _read(smtp)
+        self._check(go, "data", ok=354)
+        # One write: a separate small write for the terminator can stall on Nagle + delayed ACK.
+        smtp.send(data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
+        done = _read(smtp)
+        self._check(done, "data")
+        return done
+
+    def _check(self, reply: Reply, stage: Literal["mail", "rcpt", "data"], ok: int = 0) -> None:
+        if reply.code == ok or (not ok and 200 <= reply.code < 300):
+            return
+        label = {"mail": "MAIL FROM", "rcpt": "RCPT TO", "data": "DATA"}[stage]
+        message = f"{self.where} answered {label} with {reply}"
+        if 400 <= reply.code < 500:
+            raise TemporaryFailure(message, reply)
+        if 500 <= reply.code < 600:
+            if stage == "mail":
+                raise ServerFailure(message + " (check [newsletter] from_address)", reply)
+            raise PermanentFailure(message, reply, stage=stage)
+        # Neither success nor an error code: the session is out of step, so start afresh.
+        raise TemporaryFailure(f"{message} (unexpected)", reply)
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    def _reset(self, smtp: smtplib.SMTP) -> None:
+        """RSET after a refused transaction so the session stays usable; drop it if that fails."""
+        try:
+            smtp.send(b"RSET\r\n")
+            if _read(smtp).code == 250:
+                return
+        except OSError:
+            pass
+        self._drop()
+
+    def _drop(self) -> None:
+        """Forget the connection without QUIT: after a timeout or drop the session is unusable."""
+        smtp, self._smtp = self._smtp, None
+        self.sent = 0
+        if smtp is not None:
+            smtp.close()
+
+    def close(self) -> None:
+        """QUIT politely; never raises."""
+        smtp, self._smtp = self._smtp, None
+        self.sent = 0
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            pass
+        finally:
+            smtp.close()
+
+
+def _read(smtp: smtplib.SMTP) -> Reply:
+    code, text = smtp.getreply()
+    return Reply.of(code, text)
+
+
+def _envelope(sender: str, recipient: str) -> tuple[bytes, bytes]:
+    """The MAIL FROM and RCPT TO command lines, or the failure that sending them would cause."""
+    lines: list[bytes] = []
+    for verb, address in (("MAIL FROM", sender), ("RCPT TO", recipient)):
+        problem = ""
+        if "\r" in address or "\n" in address:
+            # A line break in an address would smuggle extra SMTP commands into the session.
+            problem = "contains a line break"
+        elif not address.isascii():
+            problem = "is not ASCII (SMTPUTF8 is not supported)"
+        if problem and verb == "MAIL FROM":
+            raise ServerFailure(f"sender address {address!r} {problem}")
+        if problem:
+            raise PermanentFailure(f"recipient address {address!r} {problem}", stage="rcpt")
+        lines.append(f"{verb}:{smtplib.quoteaddr(address)}\r\n".encode("ascii"))
+    return lines[0], lines[1]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

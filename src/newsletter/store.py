@@ -1,0 +1,183 @@
+"""The SQLite store: subscribers and the send ledger (the item library joins later).
+
+One file, WAL mode, a busy timeout, and a schema version migrated forward on open.
+Every multi-row change is one transaction, so a crash leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import NewsletterError
+
+__all__ = ["SCHEMA_VERSION", "Store", "StoreError", "utcnow"]
+
+
+class StoreError(NewsletterError):
+    exit_code = 2
+
+
+# Each entry migrates from version i to i + 1. Never edit a released entry: append.
+_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        name TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'active'
+            CHECK (status IN ('active', 'unsubscribed', 'bounced', 'complained')),
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT '',
+        token TEXT NOT NULL UNIQUE,
+        bounces INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE campaigns (
+        issue TEXT PRIMARY KEY,
+        subject TEXT NOT NULL,
+        created TEXT NOT NULL,
+        finished TEXT,
+        lease_owner TEXT,
+        lease_expires REAL
+    );
+    CREATE TABLE deliveries (
+        issue TEXT NOT NULL REFERENCES campaigns(issue),
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        reply TEXT NOT NULL DEFAULT '',
+        message_id TEXT NOT NULL DEFAULT '',
+        updated TEXT NOT NULL,
+        PRIMARY KEY (issue, subscriber_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deliveries_pending ON deliveries(issue, state, subscriber_id);
+    """,
+]
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def utcnow() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(owner: str) -> bool:
+    """Whether a lease owner (host:pid) may still be running. Other hosts: assume yes."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """A connection to the store. Not shared between threads: open one per thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode survives a process kill; only power loss can lose the
+            # last commits, and those messages would then be resent, never lost.
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA busy_timeout = 30000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: made by a newer newsletter (schema {version}, "
+                    f"this one knows {SCHEMA_VERSION}); upgrade newsletter"
+                )
+            for script in _MIGRATIONS[version:]:
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # -- leases: one sender per issue ----------------------------------------------
+
+    def acquire_lease(self, issue: str, subject: str, seconds: float) -> str | None:
+        """Take the send lease for ``issue``; return None when someone live holds it."""
+        owner, now = _owner(), time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO campaigns (issue, subject, created) VALUES (?, ?, ?)",
+                (issue, subject, utcnow()),
+            )
+            row = db.execute(
+                "SELECT lease_owner, lease_expires FROM campaigns WHERE issue = ?", (issue,)
+            ).fetchone()
+            holder, expires = row["lease_owner"], row["lease_expires"]
+            if holder and holder != owner and expires and expires > now and _alive(holder):
+                return None
+            db.execute(
+                "UPDATE campaigns SET lease_owner = ?, lease_expires = ? WHERE issue = ?",
+                (owner, now + seconds, issue),
+            )
+        return owner
+
+    def lease_holder(self, issue: str) -> str:
+        row = self.db.execute(
+            "SELECT lease_owner FROM campaigns WHERE issue = ?", (issue,)
+        ).fetchone()
+        return str(row["lease_owner"]) if row and row["lease_owner"] else ""
+
+    def renew_lease(self, issue: str, owner: str, seconds: float) -> bool:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE campaigns SET lease_expires = ? WHERE issue = ? AND lease_owner = ?",
+                (time.time() + seconds, issue, owner),
+            )
+        return cursor.rowcount == 1
+
+    def release_lease(self, issue: str, owner: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE campaigns SET lease_owner = NULL, lease_expires = NULL "
+                "WHERE issue = ? AND lease_owner = ?",
+                (issue, owner),
+            )

@@ -1,0 +1,269 @@
+"""Subscribers: adding, importing, listing, unsubscribing, and their signed tokens.
+
+Someone who unsubscribed, bounced or complained is never resubscribed by an import:
+their row stays as a suppression record. ``forget`` is the only real deletion.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import hmac
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from .errors import InputError, NewsletterError
+from .store import Store, utcnow
+
+__all__ = [
+    "STATUSES",
+    "ImportReport",
+    "Subscriber",
+    "add",
+    "forget",
+    "get",
+    "import_csv",
+    "iter_subscribers",
+    "normalise_email",
+    "sign_token",
+    "unsubscribe",
+    "verify_token",
+]
+
+STATUSES = ("active", "unsubscribed", "bounced", "complained")
+
+# Column names other tools export (Mailchimp, listmonk, Buttondown, spreadsheets).
+_EMAIL_COLUMNS = ("email", "email address", "e-mail", "e-mail address", "mail")
+_NAME_COLUMNS = ("name", "full name", "fullname", "display name")
+_FIRST_COLUMNS = ("first name", "firstname", "given name")
+_LAST_COLUMNS = ("last name", "lastname", "surname", "family name")
+
+
+class SubscriberError(NewsletterError):
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str
+    status: str
+    created: str
+    source: str
+    token: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Subscriber:
+        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+
+    def public(self) -> dict[str, Any]:
+        """What ``list --json`` and ``export`` show: everything but the token."""
+        data = asdict(self)
+        del data["token"], data["id"]
+        return data
+
+
+def normalise_email(raw: str) -> str:
+    """Check syntax only (no DNS) and return the normalised ASCII address, or raise ValueError."""
+    raw = raw.strip()
+    if not raw:
+        raise ValueError("the email address is empty")
+    if any(c in raw for c in "\r\n"):
+        raise ValueError("the email address contains a line break")
+    try:
+        result = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"{raw!r} is not a valid email address: {exc}") from None
+    return str(result.ascii_email or result.normalized)
+
+
+def _clean_name(name: str) -> str:
+    # A name goes into the To header: a line break there would inject headers.
+    return " ".join(name.split())
+
+
+def _new_token_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def sign_token(secret: str, token_id: str) -> str:
+    """``<id>.<mac>``: the id names the subscriber, the HMAC proves we issued it."""
+    mac = hmac.new(secret.encode(), b"unsubscribe:" + token_id.encode(), hashlib.sha256)
+    return f"{token_id}.{base64.urlsafe_b64encode(mac.digest()[:18]).decode()}"
+
+
+def verify_token(secret: str, token: str) -> str | None:
+    """The token id if ``token`` was signed with ``secret``, else None."""
+    token_id, _, _mac = token.strip().partition(".")
+    if not token_id or not hmac.compare_digest(sign_token(secret, token_id), token.strip()):
+        return None
+    return token_id
+
+
+def get(store: Store, email: str) -> Subscriber | None:
+    row = store.db.execute("SELECT * FROM subscribers WHERE email = ?", (email,)).fetchone()
+    return Subscriber.from_row(row) if row else None
+
+
+def add(store: Store, email: str, name: str = "", source: str = "cli") -> Subscriber:
+    """Add one subscriber; refuse an address that is already known, whatever its status."""
+    try:
+        address = normalise_email(email)
+    except ValueError as exc:
+        raise SubscriberError(str(exc)) from None
+    existing = get(store, address)
+    if existing:
+        raise SubscriberError(f"{existing.email} is already a subscriber ({existing.status})")
+    now = utcnow()
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO subscribers (email, name, status, created, updated, source, token) "
+            "VALUES (?, ?, 'active', ?, ?, ?, ?)",
+            (address, _clean_name(name), now, now, source, _new_token_id()),
+        )
+    found = get(store, address)
+    assert found is not None
+    return found
+
+
+def iter_subscribers(store: Store, status: str | None = None) -> Iterator[Subscriber]:
+    query, args = "SELECT * FROM subscribers", ()
+    if status:
+        query, args = query + " WHERE status = ?", (status,)
+    for row in store.db.execute(query + " ORDER BY id", args):
+        yield Subscriber.from_row(row)
+
+
+def set_status(store: Store, subscriber_id: int, status: str) -> None:
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE subscribers SET status = ?, updated = ? WHERE id = ?",
+            (status, utcnow(), subscriber_id),
+        )
+
+
+def unsubscribe(store: Store, secret: str, token_or_email: str) -> Subscriber:
+    """Unsubscribe by signed token (web link, List-Unsubscribe) or by address (staff).
+
+    Idempotent: unsubscribing twice is not an error. The studio's one-click endpoint
+    calls this same function.
+    """
+    value = token_or_email.strip()
+    if "@" in value:
+        try:
+            found = get(store, normalise_email(value))
+        except ValueError as exc:
+            raise SubscriberError(str(exc)) from None
+        if found is None:
+            raise SubscriberError(f"{value}: no such subscriber")
+    else:
+        token_id = verify_token(secret, value)
+        if token_id is None:
+            raise SubscriberError(
+                "invalid unsubscribe token (altered, or signed with another secret)"
+            )
+        row = store.db.execute("SELECT * FROM subscribers WHERE token = ?", (token_id,)).fetchone()
+        if row is None:
+            raise SubscriberError("unsubscribe token names no subscriber (forgotten?)")
+        found = Subscriber.from_row(row)
+    if found.status == "active":
+        set_status(store, found.id, "unsubscribed")
+    return get(store, found.email) or found
+
+
+def forget(store: Store, email: str) -> bool:
+    """Delete a subscriber and their ledger rows (erasure request). Returns whether one existed."""
+    found = get(store, normalise_email(email))
+    if found is None:
+        return False
+    with store.transaction() as db:
+        db.execute("DELETE FROM deliveries WHERE subscriber_id = ?", (found.id,))
+        db.execute("DELETE FROM subscribers WHERE id = ?", (found.id,))
+    return True
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    already: int = 0
+    #: One line per skipped row: ``file:line: reason``.
+    problems: list[str] = field(default_factory=list)
+    #: How many of ``problems`` are invalid rows (not duplicates or suppressed addresses).
+    invalid: int = 0
+
+
+def _column(header: list[str], names: tuple[str, ...]) -> str | None:
+    for column in header:
+        if column.strip().lower() in names:
+            return column
+    return None
+
+
+def import_csv(store: Store, path: Path, source: str | None = None) -> ImportReport:
+    """Import ``email`` (and ``name``) columns; one transaction for the whole file."""
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    report = ImportReport()
+    seen: dict[str, int] = {}
+    with handle:
+        reader = csv.DictReader(handle)
+        header = list(reader.fieldnames or [])
+        email_col = _column(header, _EMAIL_COLUMNS)
+        if email_col is None:
+            raise InputError(
+                f"{path}:1: no 'email' column (found: {', '.join(header) or 'nothing'})"
+            )
+        name_col = _column(header, _NAME_COLUMNS)
+        first_col, last_col = _column(header, _FIRST_COLUMNS), _column(header, _LAST_COLUMNS)
+        now, source = utcnow(), source or f"import:{path.name}"
+        try:
+            with store.transaction() as db:
+                for row in reader:
+                    line = reader.line_num
+                    raw = (row.get(email_col) or "").strip()
+                    if name_col:
+                        name = row.get(name_col) or ""
+                    else:
+                        name = f"{row.get(first_col or '') or ''} {row.get(last_col or '') or ''}"
+                    try:
+                        address = normalise_email(raw)
+                    except ValueError as exc:
+                        report.problems.append(f"{path}:{line}: {exc}")
+                        report.invalid += 1
+                        continue
+                    key = address.lower()
+                    if key in seen:
+                        report.problems.append(
+                            f"{path}:{line}: {address} duplicates line {seen[key]}; skipped"
+                        )
+                        continue
+                    seen[key] = line
+                    existing = db.execute(
+                        "SELECT status FROM subscribers WHERE email = ?", (address,)
+                    ).fetchone()
+                    if existing is None:
+                        db.execute(
+                            "INSERT INTO subscribers (email, name, status, created, updated, "
+                            "source, token) VALUES (?, ?, 'active', ?, ?, ?, ?)",
+                            (address, _clean_name(name), now, now, source, _new_token_id()),
+                        )
+                        report.imported += 1
+                    elif existing["status"] == "active":
+                        report.already += 1
+                    else:
+                        report.problems.append(
+                            f"{path}:{line}: {address} is {existing['status']}; not resubscribed"
+                        )
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}:{reader.line_num}: not a readable CSV file: {exc}") from None
+    return report

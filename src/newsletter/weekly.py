@@ -1,0 +1,40 @@
+"""``newsletter weekly``: the cron / systemd-timer entry point.
+
+For one ISO week it uses the issue file, builds, and sends. Safe to run any number of
+times: the ledger makes a second run send nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+
+from .errors import InputError
+from .models import iso_week
+from .send import SendReport, send_issue
+from .settings import Settings
+
+__all__ = ["current_week", "run_weekly"]
+
+
+def current_week(today: dt.date | None = None) -> str:
+    return iso_week(today or dt.date.today())
+
+
+def run_weekly(
+    settings: Settings,
+    week: str | None = None,
+    *,
+    on_start: Callable[[int], None] | None = None,
+    on_result: Callable[[bool], None] | None = None,
+    stop: threading.Event | None = None,
+) -> SendReport:
+    week = week or current_week()
+    issue_file = settings.issues_dir / f"{week}.toml"
+    if not issue_file.exists():
+        raise InputError(
+            f"{issue_file}: no issue file for {week}; write it (see issues/2023-W25.toml) "
+            "before the weekly run"
+        )
+    return send_issue(issue_file, settings, on_start=on_start, on_result=on_result, stop=stop)
