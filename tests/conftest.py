@@ -9,6 +9,12 @@ from pathlib import Path
 import pytest
 
 from newsletter import Build, Settings, load_issue, load_settings, render_issue
+from tests.smtp_servers import (  # noqa: F401  (fixtures shared by every test module)
+    fixture_server_tls,
+    fixture_smtp_ca,
+    fixture_smtp_ca_file,
+    fixture_start_smtp_server,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_ISSUE = ROOT / "issues" / "2023-W25.toml"

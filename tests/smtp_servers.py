@@ -8,10 +8,13 @@ Typical use::
         ...  # send to host:port
     handler.messages  # what arrived, byte for byte
 
-Fixtures (import them into a test module or a conftest): ``smtp_ca`` (a trustme CA),
-``smtp_ca_file`` (its PEM, for ``[smtp] ca_file``), ``server_tls`` (a server-side context
-with a certificate for 127.0.0.1 and localhost) and ``start_smtp_server`` (a factory whose
-servers stop at teardown).
+Fixtures: ``smtp_ca`` (a trustme CA), ``smtp_ca_file`` (its PEM, for ``[smtp] ca_file``),
+``server_tls`` (a server-side context with a certificate for 127.0.0.1 and localhost) and
+``start_smtp_server`` (a factory whose servers stop at teardown). Their functions are named
+``fixture_<name>`` so that importing them into a test module or conftest does not clash with
+the parameters that use them::
+
+    from .smtp_servers import fixture_server_tls, fixture_smtp_ca  # noqa: F401
 """
 
 from __future__ import annotations
@@ -38,13 +41,13 @@ __all__ = [
     "Received",
     "RecordingHandler",
     "Server",
+    "fixture_server_tls",
+    "fixture_smtp_ca",
+    "fixture_smtp_ca_file",
+    "fixture_start_smtp_server",
     "free_port",
-    "server_tls",
     "server_tls_context",
-    "smtp_ca",
-    "smtp_ca_file",
     "smtp_server",
-    "start_smtp_server",
     "write_ca_file",
 ]
 
@@ -107,12 +110,18 @@ class RecordingHandler:
         with self._lock:
             self.refusals.append((rcpts, reply))
         if reply == DROP:
-            server.transport.close()  # the reply below then goes nowhere
+            if server.transport is not None:
+                server.transport.close()  # the reply below then goes nowhere
             return "421 4.4.2 dropped"
         return reply
 
     async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
     ) -> list[str]:
         session.host_name = hostname  # this hook's contract: aiosmtpd leaves it to us
         if self.pipelining:
@@ -186,7 +195,7 @@ def free_port() -> int:
         return port
 
 
-class _Controller(Controller):  # type: ignore[misc]
+class _Controller(Controller):
     """A Controller that closes its client connections before its loop goes away.
 
     aiosmtpd's stop() closes the listening socket but leaves open connections to be garbage
@@ -209,7 +218,7 @@ class _Controller(Controller):  # type: ignore[misc]
 
     async def _abort_sessions(self) -> None:
         for smtpd in self._sessions:
-            if smtpd.transport is not None:
+            if isinstance(smtpd.transport, asyncio.Transport):
                 smtpd.transport.abort()
         # Let connection_lost() run, which closes the sockets and cancels the session tasks.
         for _ in range(3):
@@ -250,7 +259,7 @@ def smtp_server(
             server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
         ) -> AuthResult:
             ok = isinstance(data, LoginPassword) and users.get(data.login) == data.password
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
 
         kwargs.update(authenticator=authenticator, auth_required=True)
     controller = _Controller(
@@ -335,23 +344,23 @@ def write_ca_file(ca: trustme.CA, path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def smtp_ca() -> trustme.CA:
+@pytest.fixture(scope="session", name="smtp_ca")
+def fixture_smtp_ca() -> trustme.CA:
     return trustme.CA()
 
 
-@pytest.fixture
-def smtp_ca_file(smtp_ca: trustme.CA, tmp_path: Path) -> Path:
+@pytest.fixture(name="smtp_ca_file")
+def fixture_smtp_ca_file(smtp_ca: trustme.CA, tmp_path: Path) -> Path:
     return write_ca_file(smtp_ca, tmp_path / "smtp-ca.pem")
 
 
-@pytest.fixture
-def server_tls(smtp_ca: trustme.CA) -> ssl.SSLContext:
+@pytest.fixture(name="server_tls")
+def fixture_server_tls(smtp_ca: trustme.CA) -> ssl.SSLContext:
     return server_tls_context(smtp_ca)
 
 
-@pytest.fixture
-def start_smtp_server() -> Iterator[Callable[..., Server]]:
+@pytest.fixture(name="start_smtp_server")
+def fixture_start_smtp_server() -> Iterator[Callable[..., Server]]:
     """A factory taking :func:`smtp_server`'s arguments; the servers stop at teardown."""
     with contextlib.ExitStack() as stack:
 

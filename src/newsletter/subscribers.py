@@ -135,9 +135,9 @@ def add(store: Store, email: str, name: str = "", source: str = "cli") -> Subscr
 
 
 def iter_subscribers(store: Store, status: str | None = None) -> Iterator[Subscriber]:
-    query, args = "SELECT * FROM subscribers", ()
+    query, args = "SELECT * FROM subscribers", []
     if status:
-        query, args = query + " WHERE status = ?", (status,)
+        query, args = query + " WHERE status = ?", [status]
     for row in store.db.execute(query + " ORDER BY id", args):
         yield Subscriber.from_row(row)
 

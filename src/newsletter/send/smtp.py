@@ -100,7 +100,10 @@ def _default_local_hostname() -> str:
 
 
 class Connection:
-    """A persistent SMTP session; :meth:`send` opens it when needed and after a drop."""
+    """A persistent SMTP session; :meth:`send` opens it when needed and after a drop.
+
+    Not thread-safe: give each worker its own.
+    """
 
     def __init__(
         self,
@@ -150,66 +153,65 @@ class Connection:
             return
         s = self.settings
         local = self.local_hostname or _default_local_hostname()
-        smtp = (
-            smtplib.SMTP_SSL(local_hostname=local, timeout=s.timeout, context=self._tls_context())
-            if s.security == "tls"
-            else smtplib.SMTP(local_hostname=local, timeout=s.timeout)
-        )
+        smtp: smtplib.SMTP | None = None
         try:
+            # Connecting in the constructor is what sets the name that TLS checks the
+            # certificate against; it closes the socket itself if the greeting is an error.
+            if s.security == "tls":
+                smtp = smtplib.SMTP_SSL(
+                    self.host, self.port, local, timeout=s.timeout, context=self._tls_context()
+                )
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, local, timeout=s.timeout)
             self._handshake(smtp)
-        except BaseException:
-            smtp.close()
+        except BaseException as exc:
+            if smtp is not None:
+                smtp.close()
+            if isinstance(exc, OSError):
+                raise self._classify(exc, "talking to" if smtp else "connecting to") from None
             raise
         self._smtp = smtp
         self._pipelining = smtp.has_extn("pipelining")
         self.sent = 0
 
     def _handshake(self, smtp: smtplib.SMTP) -> None:
-        s = self.settings
-        stage = "connecting to"
-        try:
-            code, text = smtp.connect(self.host, self.port)
-            self._expect(code, text, 220, "greeting from")
-            stage = "talking to"
+        self._ehlo(smtp)
+        if self.settings.security == "starttls":
+            if not smtp.has_extn("starttls"):
+                raise ServerFailure(
+                    f"{self.where} does not offer STARTTLS; refusing to send in plaintext "
+                    '(use security = "tls" for an implicit-TLS port such as 465)'
+                )
+            code, text = smtp.starttls(context=self._tls_context())
+            self._expect(code, text, 220, "STARTTLS refused by")
             self._ehlo(smtp)
-            if s.security == "starttls":
-                if not smtp.has_extn("starttls"):
-                    raise ServerFailure(
-                        f"{self.where} does not offer STARTTLS; refusing to send in plaintext "
-                        '(use security = "tls" for an implicit-TLS port such as 465)'
-                    )
-                code, text = smtp.starttls(context=self._tls_context())
-                self._expect(code, text, 220, "STARTTLS refused by")
-                self._ehlo(smtp)
-            if s.username:
-                self._login(smtp)
-        except SmtpError:
-            raise
-        except ssl.SSLCertVerificationError as exc:
+        if self.settings.username:
+            self._login(smtp)
+
+    def _classify(self, exc: OSError, stage: str) -> SmtpError:
+        """The failure kind for an error raised while opening the connection."""
+        if isinstance(exc, ssl.SSLCertVerificationError):
             reason = exc.verify_message or exc.reason or str(exc)
-            raise ServerFailure(
-                f"TLS failure talking to {self.where}: {reason}; {_CA_HINT}"
-            ) from None
-        except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
-            raise TemporaryFailure(
-                f"{self.where} closed the connection during TLS: {exc}"
-            ) from None
-        except ssl.SSLError as exc:
+            return ServerFailure(f"TLS failure talking to {self.where}: {reason}; {_CA_HINT}")
+        if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+            return TemporaryFailure(f"{self.where} closed the connection during TLS: {exc}")
+        if isinstance(exc, ssl.SSLError):
             hint = 'port 465 usually wants security = "tls", port 587 "starttls"'
             reason = exc.reason or str(exc)
-            raise ServerFailure(f"TLS failure talking to {self.where}: {reason} ({hint})") from None
-        except socket.gaierror as exc:
-            if exc.errno in _NO_SUCH_HOST:
-                raise ServerFailure(
-                    f"cannot resolve SMTP host {self.host!r}: {exc.strerror}"
-                ) from None
-            raise TemporaryFailure(
-                f"cannot resolve SMTP host {self.host!r}: {exc.strerror}"
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            self._raise_for(Reply.of(exc.smtp_code, exc.smtp_error), f"{stage} {self.where}")
-        except OSError as exc:  # refused, reset, timed out, disconnected
-            raise TemporaryFailure(f"{stage} {self.where} failed: {_describe(exc)}") from None
+            return ServerFailure(f"TLS failure talking to {self.where}: {reason} ({hint})")
+        if isinstance(exc, socket.gaierror):
+            kind = ServerFailure if exc.errno in _NO_SUCH_HOST else TemporaryFailure
+            return kind(f"cannot resolve SMTP host {self.host!r}: {exc.strerror}")
+        if isinstance(exc, smtplib.SMTPResponseException):
+            reply = Reply.of(exc.smtp_code, exc.smtp_error)
+            kind = TemporaryFailure if 400 <= reply.code < 500 else ServerFailure
+            return kind(f"{stage} {self.where}: {reply}", reply)
+        # Refused, reset, timed out, disconnected.
+        reason = _describe(exc, self.settings.timeout)
+        if stage == "connecting to" and _timed_out(exc) and self.settings.security != "tls":
+            # The classic: an implicit-TLS port waits for a TLS hello and never greets.
+            reason += ' (if this port expects TLS from the start, set security = "tls")'
+        return TemporaryFailure(f"{stage} {self.where} failed: {reason}")
 
     def _ehlo(self, smtp: smtplib.SMTP) -> None:
         if not 200 <= smtp.ehlo()[0] < 300:
@@ -249,7 +251,7 @@ class Connection:
                     context.load_verify_locations(cafile=self.settings.ca_file)
                 except (OSError, ssl.SSLError) as exc:
                     raise ServerFailure(
-                        f"cannot load [smtp] ca_file {self.settings.ca_file}: {_describe(exc)}"
+                        f"cannot load [smtp] ca_file {self.settings.ca_file}: {exc.strerror or exc}"
                     ) from None
             self._context = context
         return self._context
@@ -272,11 +274,11 @@ class Connection:
         ``data`` has CRLF line endings and is already dot-stuffed. The end-of-data marker is
         appended: ``.\\r\\n`` if ``data`` ends with CRLF, ``\\r\\n.\\r\\n`` otherwise.
         """
+        envelope = _envelope(sender, recipient)
         self.open()
         smtp = self._smtp
         assert smtp is not None
         try:
-            envelope = _envelope(sender, recipient)
             reply = self._transaction(smtp, envelope, data)
         except TemporaryFailure:
             self._drop()
@@ -289,8 +291,9 @@ class Connection:
             raise
         except OSError as exc:  # includes smtplib.SMTPServerDisconnected and timeouts
             self._drop()
+            reason = _describe(exc, self.settings.timeout)
             raise TemporaryFailure(
-                f"connection to {self.where} lost while sending to {recipient}: {_describe(exc)}"
+                f"connection to {self.where} lost while sending to {recipient}: {reason}"
             ) from None
         self.sent += 1
         return reply
@@ -385,19 +388,39 @@ def _envelope(sender: str, recipient: str) -> tuple[bytes, bytes]:
         if "\r" in address or "\n" in address:
             # A line break in an address would smuggle extra SMTP commands into the session.
             problem = "contains a line break"
-        elif not address.isascii():
+        elif (ascii_address := _ascii(address)) is None:
             problem = "is not ASCII (SMTPUTF8 is not supported)"
         if problem and verb == "MAIL FROM":
             raise ServerFailure(f"sender address {address!r} {problem}")
         if problem:
             raise PermanentFailure(f"recipient address {address!r} {problem}", stage="rcpt")
-        lines.append(f"{verb}:{smtplib.quoteaddr(address)}\r\n".encode("ascii"))
+        lines.append(f"{verb}:{smtplib.quoteaddr(ascii_address or '')}\r\n".encode("ascii"))
     return lines[0], lines[1]
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
+def _ascii(address: str) -> str | None:
+    """The address with an internationalised domain in its ASCII (IDNA) form, if it has one."""
+    if address.isascii():
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at or not local.isascii():
+        return None
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return None
+
+
+def _timed_out(exc: BaseException) -> bool:
+    # smtplib reports a timeout while reading a reply as a generic disconnect.
+    return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    if _timed_out(exc):
+        return f"timed out after {timeout:g} s"
+    if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(exc.__context__, OSError):
+        exc = exc.__context__
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__

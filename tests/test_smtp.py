@@ -1,0 +1,352 @@
+"""The SMTP connection against real servers on loopback (aiosmtpd, and a bare socket server)."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from newsletter.send.smtp import (
+    Connection,
+    PermanentFailure,
+    ServerFailure,
+    TemporaryFailure,
+)
+from newsletter.settings import SmtpSettings
+
+from .smtp_servers import (  # the fixture_* are used by their fixture names
+    DROP,
+    DropDuringDataServer,
+    RecordingHandler,
+    Server,
+    fixture_server_tls,  # noqa: F401
+    fixture_smtp_ca,  # noqa: F401
+    fixture_smtp_ca_file,  # noqa: F401
+    fixture_start_smtp_server,  # noqa: F401
+    free_port,
+)
+
+StartServer = Callable[..., Server]
+
+SENDER = "news@example.org"
+MESSAGE = (
+    "From: news@example.org\r\n"
+    "To: ada@example.net\r\n"
+    "Subject: Week 25\r\n"
+    "\r\n"
+    "Hello Ada,\r\n"
+    ".a line that starts with a dot\r\n"
+    ".\r\n"
+    "..two dots\r\n"
+    "caf\u00e9 (8-bit)\r\n"
+    "the end"
+).encode()
+
+
+def stuff(message: bytes) -> bytes:
+    """Dot-stuff as the message composer does (RFC 5321 4.5.2)."""
+    return b"\r\n".join(
+        b"." + line if line.startswith(b".") else line for line in message.split(b"\r\n")
+    )
+
+
+def relay(server: Server, **overrides: Any) -> SmtpSettings:
+    values: dict[str, Any] = {"security": "none", "timeout": 5.0, **overrides}
+    return SmtpSettings(mode="relay", host=server.host, port=server.port, **values)
+
+
+@pytest.fixture(params=[True, False], ids=["pipelining", "lockstep"])
+def pipelining(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+# -- plain delivery -------------------------------------------------------------------------------
+
+
+def test_plain_delivery_is_byte_exact(start_smtp_server: StartServer, pipelining: bool) -> None:
+    server = start_smtp_server(RecordingHandler(pipelining=pipelining))
+    with Connection(relay(server)) as conn:
+        reply = conn.send(SENDER, "ada@example.net", stuff(MESSAGE))
+        assert conn.pipelining is pipelining
+        # A message that already ends with CRLF gets only ".\r\n" appended.
+        conn.send(SENDER, "bob@example.net", stuff(MESSAGE) + b"\r\n")
+        assert conn.sent == 2
+    assert reply.code == 250
+    assert str(reply).startswith("250 2.0.0 OK queued as 1")
+    first, second = server.handler.messages
+    assert (first.mail_from, first.rcpt_tos) == (SENDER, ("ada@example.net",))
+    assert first.content == MESSAGE + b"\r\n"
+    assert second.content == MESSAGE + b"\r\n"
+    assert b"\r\n.a line" in first.content and b"\r\n.\r\n" in first.content
+
+
+def test_needs_reconnect_after_messages_per_connection(start_smtp_server: StartServer) -> None:
+    server = start_smtp_server()
+    with Connection(relay(server, messages_per_connection=2)) as conn:
+        conn.send(SENDER, "a@example.net", b"x")
+        assert not conn.needs_reconnect
+        conn.send(SENDER, "b@example.net", b"x")
+        assert conn.needs_reconnect
+        conn.close()
+        conn.send(SENDER, "c@example.net", b"x")
+        assert conn.sent == 1
+    assert len(server.handler.messages) == 3
+
+
+def test_connection_refused_is_temporary() -> None:
+    settings = SmtpSettings(mode="relay", host="127.0.0.1", port=free_port(), security="none")
+    conn = Connection(settings)
+    with pytest.raises(TemporaryFailure, match=r"refused"):
+        conn.open()
+    assert not conn.is_open
+
+
+# -- TLS ------------------------------------------------------------------------------------------
+
+
+def test_starttls_with_ca_file(
+    start_smtp_server: StartServer, server_tls: ssl.SSLContext, smtp_ca_file: Path
+) -> None:
+    # require_starttls: the server refuses MAIL before the upgrade, so delivery proves TLS.
+    server = start_smtp_server(tls_context=server_tls, require_starttls=True)
+    with Connection(relay(server, security="starttls", ca_file=smtp_ca_file)) as conn:
+        conn.send(SENDER, "ada@example.net", stuff(MESSAGE))
+    assert server.handler.messages[0].content == MESSAGE + b"\r\n"
+
+
+def test_starttls_untrusted_certificate(
+    start_smtp_server: StartServer, server_tls: ssl.SSLContext
+) -> None:
+    server = start_smtp_server(tls_context=server_tls)
+    with pytest.raises(ServerFailure, match=r"TLS failure.*certificate.*ca_file"):
+        Connection(relay(server, security="starttls")).open()
+
+
+def test_starttls_not_offered_never_falls_back(start_smtp_server: StartServer) -> None:
+    server = start_smtp_server()
+    conn = Connection(relay(server, security="starttls"))
+    with pytest.raises(ServerFailure, match=r"does not offer STARTTLS"):
+        conn.send(SENDER, "ada@example.net", b"x")
+    assert not conn.is_open
+    assert server.handler.messages == []
+
+
+def test_implicit_tls_with_ca_file(
+    start_smtp_server: StartServer, server_tls: ssl.SSLContext, smtp_ca_file: Path
+) -> None:
+    server = start_smtp_server(tls_context=server_tls, implicit_tls=True)
+    with Connection(relay(server, security="tls", ca_file=smtp_ca_file)) as conn:
+        conn.send(SENDER, "ada@example.net", stuff(MESSAGE))
+    assert server.handler.messages[0].content == MESSAGE + b"\r\n"
+
+
+def test_implicit_tls_untrusted_certificate(
+    start_smtp_server: StartServer, server_tls: ssl.SSLContext
+) -> None:
+    server = start_smtp_server(tls_context=server_tls, implicit_tls=True)
+    with pytest.raises(ServerFailure, match=r"TLS failure.*certificate.*ca_file"):
+        Connection(relay(server, security="tls")).open()
+
+
+def test_implicit_tls_against_a_plaintext_port(
+    start_smtp_server: StartServer, smtp_ca_file: Path
+) -> None:
+    server = start_smtp_server()
+    with pytest.raises(ServerFailure, match=r"TLS failure"):
+        Connection(relay(server, security="tls", ca_file=smtp_ca_file, timeout=2)).open()
+
+
+def test_unreadable_ca_file(start_smtp_server: StartServer, tmp_path: Path) -> None:
+    server = start_smtp_server()
+    settings = relay(server, security="tls", ca_file=tmp_path / "missing.pem")
+    with pytest.raises(ServerFailure, match=r"ca_file"):
+        Connection(settings).open()
+
+
+# -- AUTH -----------------------------------------------------------------------------------------
+
+PASSWORD = "s3cret-pa55word"
+
+
+@pytest.mark.parametrize("implicit_tls", [False, True], ids=["starttls", "tls"])
+def test_auth(
+    start_smtp_server: StartServer,
+    server_tls: ssl.SSLContext,
+    smtp_ca_file: Path,
+    implicit_tls: bool,
+) -> None:
+    server = start_smtp_server(
+        tls_context=server_tls, implicit_tls=implicit_tls, auth={"news": PASSWORD}
+    )
+    security = "tls" if implicit_tls else "starttls"
+    base = {"security": security, "ca_file": smtp_ca_file, "username": "news"}
+    with Connection(relay(server, **base, password=PASSWORD)) as conn:
+        conn.send(SENDER, "ada@example.net", b"x")
+    assert len(server.handler.messages) == 1
+
+    with pytest.raises(ServerFailure, match=r"refused the login") as failure:
+        Connection(relay(server, **base, password=PASSWORD + "-wrong")).open()
+    assert failure.value.reply is not None and failure.value.reply.code == 535
+    assert PASSWORD not in str(failure.value) and PASSWORD not in repr(failure.value.reply)
+
+    # Without a username there is no AUTH, and the server refuses the envelope.
+    with pytest.raises(ServerFailure, match=r"530"):
+        Connection(relay(server, security=security, ca_file=smtp_ca_file)).send(
+            SENDER, "ada@example.net", b"x"
+        )
+
+
+# -- replies --------------------------------------------------------------------------------------
+
+
+def test_451_on_data_is_temporary_and_the_retry_reconnects(
+    start_smtp_server: StartServer, pipelining: bool
+) -> None:
+    handler = RecordingHandler(
+        lambda envelope, attempt: "451 4.3.0 try later" if attempt == 1 else None,
+        pipelining=pipelining,
+    )
+    server = start_smtp_server(handler)
+    with Connection(relay(server)) as conn:
+        with pytest.raises(TemporaryFailure, match=r"451 4.3.0 try later") as failure:
+            conn.send(SENDER, "ada@example.net", b"x")
+        assert failure.value.reply is not None and failure.value.reply.code == 451
+        assert not conn.is_open
+        assert conn.send(SENDER, "ada@example.net", b"x").code == 250
+    assert len(handler.messages) == 1
+
+
+def test_451_on_rcpt_is_temporary(start_smtp_server: StartServer, pipelining: bool) -> None:
+    handler = RecordingHandler(decide_rcpt=lambda a, n: "450 4.2.0 busy", pipelining=pipelining)
+    server = start_smtp_server(handler)
+    with Connection(relay(server)) as conn, pytest.raises(TemporaryFailure, match=r"RCPT TO"):
+        conn.send(SENDER, "ada@example.net", b"x")
+
+
+def test_550_on_rcpt_is_permanent_and_the_connection_stays_usable(
+    start_smtp_server: StartServer, pipelining: bool
+) -> None:
+    def refuse_ghost(address: str, attempt: int) -> str | None:
+        return "550 5.1.1 no such user" if address.startswith("ghost") else None
+
+    server = start_smtp_server(RecordingHandler(decide_rcpt=refuse_ghost, pipelining=pipelining))
+    with Connection(relay(server)) as conn:
+        conn.send(SENDER, "ada@example.net", b"first")
+        with pytest.raises(PermanentFailure, match=r"550 5.1.1 no such user") as failure:
+            conn.send(SENDER, "ghost@example.net", b"lost")
+        assert failure.value.stage == "rcpt"
+        assert conn.is_open and conn.sent == 1
+        conn.send(SENDER, "bob@example.net", b"second")
+        assert conn.sent == 2
+    assert [m.content for m in server.handler.messages] == [b"first\r\n", b"second\r\n"]
+
+
+def test_554_on_data_is_permanent_and_the_connection_stays_usable(
+    start_smtp_server: StartServer, pipelining: bool
+) -> None:
+    handler = RecordingHandler(
+        lambda envelope, attempt: "554 5.7.1 spam" if envelope.content == b"spam\r\n" else None,
+        pipelining=pipelining,
+    )
+    server = start_smtp_server(handler)
+    with Connection(relay(server)) as conn:
+        with pytest.raises(PermanentFailure, match=r"554 5.7.1 spam") as failure:
+            conn.send(SENDER, "ada@example.net", b"spam")
+        assert failure.value.stage == "data"
+        assert conn.is_open
+        conn.send(SENDER, "ada@example.net", b"ham")
+    assert [m.content for m in handler.messages] == [b"ham\r\n"]
+
+
+def test_553_on_mail_from_is_a_server_failure(
+    start_smtp_server: StartServer, pipelining: bool
+) -> None:
+    handler = RecordingHandler(
+        decide_mail=lambda address, attempt: "553 5.7.1 sender not allowed", pipelining=pipelining
+    )
+    server = start_smtp_server(handler)
+    conn = Connection(relay(server))
+    with pytest.raises(ServerFailure, match=r"MAIL FROM.*553 5.7.1 sender not allowed"):
+        conn.send(SENDER, "ada@example.net", b"x")
+    assert not conn.is_open
+    assert handler.messages == []
+
+
+def test_multiline_reply_is_one_line(start_smtp_server: StartServer) -> None:
+    handler = RecordingHandler(lambda e, n: "550-5.7.1 first line\r\n550 5.7.1 second line")
+    server = start_smtp_server(handler)
+    with Connection(relay(server)) as conn, pytest.raises(PermanentFailure) as failure:
+        conn.send(SENDER, "ada@example.net", b"x")
+    assert failure.value.reply is not None
+    assert failure.value.reply.text == "5.7.1 first line 5.7.1 second line"
+
+
+# -- drops and timeouts ---------------------------------------------------------------------------
+
+
+def test_drop_in_the_middle_of_data_is_temporary() -> None:
+    with DropDuringDataServer(read_bytes=100) as server:
+        settings = SmtpSettings(
+            mode="relay", host=server.host, port=server.port, security="none", timeout=5
+        )
+        conn = Connection(settings)
+        with pytest.raises(TemporaryFailure, match=r"connection to .* lost"):
+            conn.send(SENDER, "ada@example.net", b"x" * 30_000)
+        assert not conn.is_open
+
+
+def test_drop_before_the_reply_then_the_next_send_reconnects(
+    start_smtp_server: StartServer, pipelining: bool
+) -> None:
+    handler = RecordingHandler(
+        lambda envelope, attempt: DROP if attempt == 1 else None, pipelining=pipelining
+    )
+    server = start_smtp_server(handler)
+    with Connection(relay(server)) as conn:
+        with pytest.raises(TemporaryFailure):
+            conn.send(SENDER, "ada@example.net", stuff(MESSAGE))
+        assert not conn.is_open
+        assert conn.send(SENDER, "ada@example.net", stuff(MESSAGE)).code == 250
+    assert [m.content for m in handler.messages] == [MESSAGE + b"\r\n"]
+
+
+def test_slow_reply_times_out_promptly(start_smtp_server: StartServer) -> None:
+    handler = RecordingHandler(delay=2.0)
+    server = start_smtp_server(handler)
+    with Connection(relay(server, timeout=0.3)) as conn:
+        started = time.monotonic()
+        with pytest.raises(TemporaryFailure, match=r"timed out"):
+            conn.send(SENDER, "ada@example.net", b"x")
+        assert time.monotonic() - started < 1.5
+        assert not conn.is_open
+        handler.delay = 0
+        assert conn.send(SENDER, "ada@example.net", b"x").code == 250
+
+
+# -- addresses ------------------------------------------------------------------------------------
+
+
+def test_internationalised_domain_goes_out_as_idna(start_smtp_server: StartServer) -> None:
+    server = start_smtp_server()
+    with Connection(relay(server)) as conn:
+        conn.send(SENDER, "ada@b\u00fccher.example", b"x")
+    assert server.handler.messages[0].rcpt_tos == ("ada@xn--bcher-kva.example",)
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    ["ghost@example.net>\r\nRCPT TO:<eve@example.net", "j\u00f6rg@example.net"],
+    ids=["line-break", "non-ascii-local-part"],
+)
+def test_unusable_recipient_is_permanent(start_smtp_server: StartServer, recipient: str) -> None:
+    server = start_smtp_server()
+    with Connection(relay(server)) as conn:
+        with pytest.raises(PermanentFailure) as failure:
+            conn.send(SENDER, recipient, b"x")
+        assert failure.value.stage == "rcpt" and failure.value.reply is None
+        conn.send(SENDER, "ada@example.net", b"x")
+    assert [m.rcpt_tos for m in server.handler.messages] == [("ada@example.net",)]
