@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from ..build import build_issue, write_atomic
 from ..build.render import Renderer, builtin_theme
-from ..errors import ConfigError, NewsletterError
+from ..errors import ConfigError, InputError, NewsletterError
 from ..issuefile import load_issue
 from ..models import Issue
 from ..settings import SAMPLE_SECRET, Settings
@@ -140,12 +141,23 @@ def plan(issue_path: Path, settings: Settings, show: int = 5) -> tuple[int, list
 
 
 def _renew(
-    store_path: Path, issue: str, owner: str, stop: threading.Event, lost: threading.Event
+    store_path: Path,
+    issue: str,
+    owner: str,
+    done: threading.Event,
+    lost: threading.Event,
+    halt: threading.Event,
 ) -> None:
+    """Keep the lease while the run lasts; if another run took it over, halt this one."""
     with Store(store_path) as store:
-        while not stop.wait(LEASE_SECONDS / 4):
-            if not store.renew_lease(issue, owner, LEASE_SECONDS):
+        while not done.wait(LEASE_SECONDS / 4):
+            try:
+                kept = store.renew_lease(issue, owner, LEASE_SECONDS)
+            except sqlite3.OperationalError:
+                continue  # store busy for 30 s: try again next tick, the lease has slack
+            if not kept:
                 lost.set()
+                halt.set()
                 return
 
 
@@ -176,13 +188,14 @@ def send_issue(
         renewing, lost = threading.Event(), threading.Event()
         renewer = threading.Thread(
             target=_renew,
-            args=(settings.store_path, issue.week, owner, renewing, lost),
+            args=(settings.store_path, issue.week, owner, renewing, lost, stop),
             daemon=True,
         )
         renewer.start()
         stack.callback(renewer.join)
         stack.callback(renewing.set)
 
+        _refuse_header_injection(store)
         with store.transaction() as db:
             # New active subscribers join a resumed run; unsubscribed ones are skipped later.
             db.execute(
@@ -228,6 +241,20 @@ def send_issue(
     report.seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
     write_atomic({out / "send-report.json": json.dumps(asdict(report), indent=2).encode()})
     return report
+
+
+def _refuse_header_injection(store: Store) -> None:
+    """A line break in a name or address would inject headers: refuse before sending any."""
+    row = store.db.execute(
+        "SELECT email FROM subscribers WHERE status = 'active' AND "
+        "(instr(name, char(10)) OR instr(name, char(13)) OR instr(email, char(10)) "
+        "OR instr(email, char(13))) LIMIT 1"
+    ).fetchone()
+    if row:
+        raise InputError(
+            f"subscriber {row['email']!r} has a line break in their name or address; "
+            "fix it (newsletter subscribers remove/add) before sending"
+        )
 
 
 def _fill(report: SendReport, outcome: Outcome, store: Store, week: str) -> None:

@@ -196,7 +196,8 @@ def _pending(store: Store, issue: str, batch: int = 100) -> Iterator[Recipient]:
 def deliver(run: Delivery) -> Outcome:
     """Send every pending message of ``run.issue``. The caller holds the issue's lease."""
     outcome = Outcome()
-    lock = threading.Lock()
+    # Re-entrant: stop() is also called while the counters are being updated.
+    lock = threading.RLock()
     jobs: queue.Queue[Recipient | None] = queue.Queue(maxsize=run.connections * 4)
     writer = _LedgerWriter(str(run.store.path), run.issue, run.bounce_after)
     writer.start()

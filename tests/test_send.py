@@ -1,0 +1,393 @@
+"""Sending against a real SMTP server on loopback (aiosmtpd): headers, faults, ledger."""
+
+from __future__ import annotations
+
+import email
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+from typing import Any
+
+import dkim
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from newsletter import load_settings, subscribers
+from newsletter.errors import NewsletterError
+from newsletter.send import LeaseHeld, send_issue
+from newsletter.settings import Settings
+from newsletter.store import Store
+from tests.conftest import SAMPLE_ISSUE
+from tests.smtp_servers import DROP, RecordingHandler, Server
+
+SECRET = "a-test-secret-that-is-not-the-sample"
+ISSUE = Path("issues/2023-W25.toml")
+
+
+def relay_env(server: Server, **extra: str) -> dict[str, str]:
+    env = {
+        "NEWSLETTER_SMTP__MODE": "relay",
+        "NEWSLETTER_SMTP__HOST": server.host,
+        "NEWSLETTER_SMTP__PORT": str(server.port),
+        "NEWSLETTER_SMTP__SECURITY": "none",
+        "NEWSLETTER_SMTP__RETRY_DELAY": "0.001",
+        "NEWSLETTER_SECURITY__SECRET": SECRET,
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def relay(
+    project: Path, monkeypatch: pytest.MonkeyPatch, start_smtp_server: Callable[..., Server]
+) -> Callable[..., tuple[Settings, Server]]:
+    """Start a server with the given handler and point the project's settings at it."""
+
+    def start(handler: RecordingHandler | None = None, **extra: str) -> tuple[Settings, Server]:
+        server = start_smtp_server(handler or RecordingHandler())
+        for key, value in relay_env(server, **extra).items():
+            monkeypatch.setenv(key, value)
+        return load_settings(project / "config.toml"), server
+
+    return start
+
+
+def add_subscribers(settings: Settings, people: list[tuple[str, str]]) -> None:
+    with Store(settings.store_path) as store:
+        for address, name in people:
+            subscribers.add(store, address, name)
+
+
+PEOPLE = [
+    ("ada@example.org", "Ada Lovelace"),
+    ("anon@example.com", ""),
+    ("zofia@example.org", "Zofia Nowak-Żółć"),
+]
+
+
+def parse(content: bytes) -> EmailMessage:
+    message = email.message_from_bytes(content, policy=default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def body(message: EmailMessage, kind: str) -> str:
+    part = message.get_body((kind,))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def states(settings: Settings) -> dict[str, str]:
+    with Store(settings.store_path) as store:
+        rows = store.db.execute(
+            "SELECT s.email, d.state FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+        ).fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
+def test_each_message_is_personal_and_compliant(relay: Any, project: Path) -> None:
+    settings, server = relay()
+    add_subscribers(settings, PEOPLE)
+    report = send_issue(project / ISSUE, settings)
+    assert (report.sent, report.failed, report.remaining) == (3, 0, 0)
+    received = {m.rcpt_tos[0]: parse(m.content) for m in server.handler.messages}
+    assert set(received) == {p[0] for p in PEOPLE}
+    ids = {str(m["Message-ID"]) for m in received.values()}
+    assert len(ids) == 3 and all(i.endswith("@example.org>") for i in ids)
+    with Store(settings.store_path) as store:
+        tokens = {s.email: s.token for s in subscribers.iter_subscribers(store)}
+    for address, name in PEOPLE:
+        message = received[address]
+        assert message.get_content_type() == "multipart/alternative"
+        assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+        assert (
+            message["Subject"]
+            == "Montenegro's role in the Western Balkans, DIANA goes live, and more"
+        )
+        assert message["From"] == "NATO Newsroom Weekly <newsletter@example.org>"
+        assert message["Reply-To"] == "NATO Newsroom Weekly <press@example.org>"
+        assert message["To"].addresses[0].addr_spec == address
+        assert message["To"].addresses[0].display_name == name
+        assert message["List-Id"] == "NATO Newsroom Weekly <nato-newsroom-weekly.example.org>"
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message["Date"] is not None
+        url = re.fullmatch(
+            r"<(https://newsletter\.example\.org/unsubscribe\?token=(\S+))>",
+            message["List-Unsubscribe"],
+        )
+        assert url, message["List-Unsubscribe"]
+        assert subscribers.verify_token(SECRET, url[2]) == tokens[address]
+        text, html = body(message, "plain"), body(message, "html")
+        greeting = f"Hello {name}," if name else "Hello,"
+        assert f"\n{greeting}\n" in text
+        assert f">{greeting}</div>" in html
+        assert f"Unsubscribe:\n{url[1]}\n" in text
+        assert f'href="{url[1]}"' in html
+        assert "XNL" not in text + html  # no placeholder left behind
+
+
+def test_temporary_failures_are_retried_and_everyone_gets_it_once(
+    relay: Any, project: Path
+) -> None:
+    # The first try of every third message gets a 4xx or a dropped connection.
+    def flaky(envelope: Any, attempt: int) -> str | None:
+        number = int(re.search(r"(\d+)@", envelope.rcpt_tos[0])[1])  # type: ignore[index]
+        if attempt == 1 and number % 3 == 0:
+            return ["421 4.3.2 shutting down", "451 4.3.0 try later", DROP][number % 9 // 3]
+        return None
+
+    settings, server = relay(RecordingHandler(decide=flaky))
+    add_subscribers(settings, [(f"user{n}@example.org", "") for n in range(60)])
+    report = send_issue(project / ISSUE, settings)
+    assert (report.sent, report.failed, report.deferred, report.remaining) == (60, 0, 0, 0)
+    got = Counter(m.rcpt_tos[0] for m in server.handler.messages)
+    assert len(got) == 60 and set(got.values()) == {1}
+    assert len(server.handler.refusals) == 20
+
+
+def test_permanent_failures_are_recorded_never_retried(relay: Any, project: Path) -> None:
+    refused = {"bad1@example.org", "bad2@example.org"}
+    handler = RecordingHandler(
+        decide_rcpt=lambda address, attempt: (
+            "550 5.1.1 no such user" if address in refused else None
+        )
+    )
+    settings, server = relay(handler, NEWSLETTER_SMTP__BOUNCE_AFTER="1")
+    add_subscribers(settings, [(a, "") for a in sorted(refused)] + [("ok@example.org", "")])
+    report = send_issue(project / ISSUE, settings)
+    assert (report.sent, report.failed) == (1, 2)
+    assert {f["email"] for f in report.failures} == refused
+    assert all("550" in f["reply"] for f in report.failures)
+    assert states(settings) == {
+        "bad1@example.org": "failed",
+        "bad2@example.org": "failed",
+        "ok@example.org": "sent",
+    }
+    with Store(settings.store_path) as store:
+        assert {s.email for s in subscribers.iter_subscribers(store, "bounced")} == refused
+    # A second run tries nobody again.
+    before = len(handler.refusals)
+    again = send_issue(project / ISSUE, settings)
+    assert again.recipients == 0 and len(handler.refusals) == before
+
+
+def test_cli_exit_code_is_non_zero_when_someone_failed(
+    project: Path, start_smtp_server: Callable[..., Server]
+) -> None:
+    server = start_smtp_server(
+        RecordingHandler(
+            decide_rcpt=lambda a, n: "550 5.1.1 unknown" if a.startswith("bad") else None
+        )
+    )
+    env = {**os.environ, **relay_env(server)}
+    run = [sys.executable, "-m", "newsletter"]
+    (project / "list.csv").write_text("email\nbad@example.org\ngood@example.org\n")
+    subprocess.run(
+        [*run, "subscribers", "import", "list.csv"],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    result = subprocess.run(
+        [*run, "send", str(ISSUE), "--yes"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1, result.stderr
+    assert "sent 1, failed 1" in result.stdout
+    assert re.search(r"failed: bad@example.org: .*RCPT TO with 550", result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def test_slow_reply_times_out_and_is_retried(relay: Any, project: Path) -> None:
+    handler = RecordingHandler(delay=0.0)
+    settings, server = relay(
+        handler, NEWSLETTER_SMTP__TIMEOUT="0.3", NEWSLETTER_SMTP__CONNECTIONS="1"
+    )
+    add_subscribers(settings, [("slow@example.org", "")])
+    handler.delay = 1.0  # longer than the timeout, on every try
+    settings = settings.model_copy(
+        update={"smtp": settings.smtp.model_copy(update={"max_attempts": 2})}
+    )
+    report = send_issue(project / ISSUE, settings)
+    # Never answered in time: not marked sent, not failed; left pending for the next run.
+    assert (report.sent, report.failed, report.deferred, report.remaining) == (0, 0, 1, 1)
+    assert "the relay keeps failing" in report.stopped and "timed out after 0.3 s" in report.stopped
+    assert states(settings) == {"slow@example.org": "pending"}
+    handler.delay = 0.0
+    assert send_issue(project / ISSUE, settings).sent == 1
+    assert states(settings) == {"slow@example.org": "sent"}
+
+
+def test_refused_login_stops_the_run_and_marks_nothing(
+    project: Path, monkeypatch: pytest.MonkeyPatch, start_smtp_server: Callable[..., Server]
+) -> None:
+    server = start_smtp_server(RecordingHandler(), auth={"newsletter": "right"})
+    for key, value in relay_env(
+        server, NEWSLETTER_SMTP__USERNAME="newsletter", NEWSLETTER_SMTP__PASSWORD="wrong-password"
+    ).items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings(project / "config.toml")
+    add_subscribers(settings, PEOPLE)
+    report = send_issue(project / ISSUE, settings)
+    assert report.sent == 0 and report.stopped and not report.ok
+    assert "wrong-password" not in report.stopped
+    assert set(states(settings).values()) == {"pending"}
+    assert server.handler.messages == []
+
+
+def test_unsubscribed_and_bounced_are_skipped(relay: Any, project: Path) -> None:
+    settings, server = relay()
+    add_subscribers(settings, PEOPLE)
+    with Store(settings.store_path) as store:
+        subscribers.unsubscribe(store, SECRET, "ada@example.org")
+        subscribers.set_status(store, subscribers.get(store, "anon@example.com").id, "bounced")  # type: ignore[union-attr]
+    report = send_issue(project / ISSUE, settings)
+    assert report.sent == 1
+    assert [m.rcpt_tos for m in server.handler.messages] == [("zofia@example.org",)]
+
+
+def test_header_injection_is_refused_before_anything_is_sent(relay: Any, project: Path) -> None:
+    settings, server = relay()
+    add_subscribers(settings, PEOPLE)
+    with Store(settings.store_path) as store, store.transaction() as db:
+        # Only a hand-edited store can hold this: add/import flatten line breaks.
+        db.execute(
+            "UPDATE subscribers SET name = 'Eve\r\nBcc: x@example.net' WHERE email = 'zofia@example.org'"
+        )
+    with pytest.raises(NewsletterError, match="line break"):
+        send_issue(project / ISSUE, settings)
+    assert server.handler.messages == []
+
+
+def test_a_live_lease_blocks_a_second_sender_and_a_dead_one_does_not(
+    relay: Any, project: Path
+) -> None:
+    settings, server = relay()
+    add_subscribers(settings, PEOPLE)
+    with Store(settings.store_path) as store:
+        # A live process on this host (our parent) holds it.
+        store.acquire_lease("2023-W25", "s", 60)
+        with store.transaction() as db:
+            db.execute(
+                "UPDATE campaigns SET lease_owner = ? WHERE issue = '2023-W25'",
+                (f"{os.uname().nodename}:{os.getppid()}",),
+            )
+    with pytest.raises(LeaseHeld, match="another send of 2023-W25 is running"):
+        send_issue(project / ISSUE, settings)
+    with Store(settings.store_path) as store, store.transaction() as db:
+        db.execute(
+            "UPDATE campaigns SET lease_owner = ? WHERE issue = '2023-W25'",
+            (f"{os.uname().nodename}:999999999",),
+        )
+    assert send_issue(project / ISSUE, settings).sent == 3
+
+
+def test_test_send_goes_only_to_the_given_addresses(relay: Any, project: Path) -> None:
+    settings, server = relay()
+    add_subscribers(settings, PEOPLE)
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "send", str(ISSUE), "--test", "me@example.net"],
+        cwd=project, env={**os.environ}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (message,) = server.handler.messages
+    assert message.rcpt_tos == ("me@example.net",)
+    # Folded onto a continuation line (legal); the folding space is not part of the subject.
+    assert parse(message.content)["Subject"].strip().startswith("[TEST] Montenegro")
+    assert states(settings) == {}
+
+
+def test_dry_run_sends_nothing_and_writes_nothing(relay: Any, project: Path) -> None:
+    settings, server = relay()
+    add_subscribers(settings, PEOPLE)
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "send", str(ISSUE), "--dry-run"],
+        cwd=project, env={**os.environ}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0
+    assert "Would send to 3 subscribers (0 already have it)." in result.stdout
+    assert "ada@example.org" in result.stdout
+    assert server.handler.messages == [] and states(settings) == {}
+
+
+def test_dkim_signature_verifies(relay: Any, project: Path, tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    (tmp_path / "dkim.pem").write_bytes(pem)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    import base64
+
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    settings, server = relay(
+        NEWSLETTER_DKIM__DOMAIN="example.org", NEWSLETTER_DKIM__SELECTOR="news2023",
+        NEWSLETTER_DKIM__KEY_FILE=str(tmp_path / "dkim.pem"),
+    )  # fmt: skip
+    add_subscribers(settings, PEOPLE[:2])
+    assert send_issue(project / ISSUE, settings).sent == 2
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"news2023._domainkey.example.org."
+        return record
+
+    for message in server.handler.messages:
+        assert message.content.startswith(b"DKIM-Signature:")
+        assert dkim.verify(message.content, dnsfunc=dns)
+        tampered = message.content.replace(b"Hello", b"Hallo", 1)
+        assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+def test_relay_refuses_the_sample_secret(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSLETTER_SMTP__MODE", "relay")
+    settings = load_settings(project / "config.toml")
+    with pytest.raises(NewsletterError, match="secret is still the sample value"):
+        send_issue(project / ISSUE, settings)
+
+
+def test_capture_mode_and_weekly_twice_sends_once(project: Path) -> None:
+    """The embedded default: the README's main flow, with the local capture server."""
+    shutil_copy = (Path(__file__).parents[1] / "examples" / "subscribers.csv").read_text()
+    (project / "subscribers.csv").write_text(shutil_copy)
+    run = [sys.executable, "-m", "newsletter"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    subprocess.run(
+        [*run, "subscribers", "import", "subscribers.csv"],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    first = subprocess.run(
+        [*run, "weekly", "--week", "2023-W25"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stderr
+    assert "2023-W25: sent 20, failed 0" in first.stdout and "captured in out/mail" in first.stdout
+    maildir = project / "out" / "mail" / "new"
+    assert len(list(maildir.iterdir())) == 20
+    assert (project / "out" / "2023-W25" / "email.html").is_file()  # built on the way
+    second = subprocess.run(
+        [*run, "weekly", "--week", "2023-W25"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert second.returncode == 0
+    assert "Nothing to send: 2023-W25 already went to 20 subscribers." in second.stdout
+    assert len(list(maildir.iterdir())) == 20
+    missing = subprocess.run(
+        [*run, "weekly", "--week", "2023-W30"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and "no issue file for 2023-W30" in missing.stderr
+
+
+def test_sample_issue_path_constant() -> None:
+    assert SAMPLE_ISSUE.name == ISSUE.name
