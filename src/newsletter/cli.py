@@ -157,6 +157,8 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 
 
 def _report(report: SendReport) -> int:
+    if report.built:
+        out.print(f"Built {report.issue} first (its outputs were missing or stale)", markup=False)
     where = (
         f"captured in {_display(Path(report.capture_dir))}" if report.capture_dir else "via relay"
     )

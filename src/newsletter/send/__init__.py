@@ -54,6 +54,8 @@ class SendReport:
     seconds: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
     capture_dir: str = ""
+    #: Whether out/<week>/ was (re)built first because it was missing or stale.
+    built: bool = False
 
     @property
     def ok(self) -> bool:
@@ -77,13 +79,14 @@ def _stale(issue_path: Path, out: Path, settings: Settings) -> bool:
     return built.stat().st_mtime < newest
 
 
-def prepare(issue_path: Path, settings: Settings) -> tuple[Issue, Path]:
+def prepare(issue_path: Path, settings: Settings) -> tuple[Issue, Path, bool]:
     """Load the issue and rebuild its outputs if they are missing or stale."""
     issue = load_issue(issue_path, settings)
     out = settings.output_dir / issue.week
-    if _stale(Path(issue_path), out, settings):
+    stale = _stale(Path(issue_path), out, settings)
+    if stale:
         build_issue(issue_path, settings)
-    return issue, out
+    return issue, out, stale
 
 
 def _check_relay(settings: Settings) -> None:
@@ -172,8 +175,8 @@ def send_issue(
 ) -> SendReport:
     """Send the issue to every active subscriber who has not had it; safe to rerun."""
     _check_relay(settings)
-    issue, out = prepare(issue_path, settings)
-    report = SendReport(issue=issue.week, mode=settings.smtp.mode, started=utcnow())
+    issue, out, built = prepare(issue_path, settings)
+    report = SendReport(issue=issue.week, mode=settings.smtp.mode, started=utcnow(), built=built)
     started = dt.datetime.now(dt.UTC)
     stop = stop or threading.Event()
     with ExitStack() as stack:
@@ -273,7 +276,7 @@ def send_test(issue_path: Path, settings: Settings, addresses: list[str]) -> Sen
     from ..subscribers import normalise_email
 
     _check_relay(settings)
-    issue, _ = prepare(issue_path, settings)
+    issue, _, _ = prepare(issue_path, settings)
     try:
         recipients = [Recipient(normalise_email(a)) for a in addresses]
     except ValueError as exc:
