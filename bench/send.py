@@ -13,9 +13,10 @@ discards every message) on a free loopback port:
 * the reference: ``smtp-source -d -s CONNECTIONS -m SUBSCRIBERS -l SIZE`` (Postfix's C load
   generator, same number of sessions kept open, a payload of our message's size) against
   the same sink, timed from outside, and the ratio ours / smtp-source (target >= 0.6);
-* memory: peak RSS (``ru_maxrss``) of a fresh child process (this script with
-  ``--rss-child N``) that creates a store of N subscribers, builds the issue and sends it,
-  for N = 1,000 and 100,000, and their ratio (target <= 1.3);
+* memory: peak RSS (``VmHWM``; see :func:`max_rss_kib` for why not ``ru_maxrss``) of a
+  fresh child process (this script with ``--rss-child N``) that creates a store of N
+  subscribers, builds the issue and sends it, for N = 1,000 and 100,000, and their ratio
+  (target <= 1.3);
 * if the rate target is missed, a profiled send (cProfile in every thread) and its top costs.
 
 ``smtp-sink`` and ``smtp-source`` are taken from PATH (or ``/usr/sbin``); failing that, the
@@ -362,7 +363,17 @@ def describe(report: SendReport, expected: int) -> str:
 
 
 def max_rss_kib() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+    """This process's peak RSS in KiB.
+
+    On Linux ``ru_maxrss`` survives ``execve``: a child spawned by a big parent starts with
+    the parent's peak. ``VmHWM`` in ``/proc/self/status`` belongs to the process's own memory
+    map, so it starts afresh at exec; ``ru_maxrss`` is the fallback elsewhere.
+    """
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def rss_child(count: int, port: int, connections: int) -> int:
@@ -383,6 +394,7 @@ def rss_child(count: int, port: int, connections: int) -> int:
             "seconds": seconds,
             "rss_before_send_kib": before,
             "rss_kib": max_rss_kib(),
+            "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
             "warning": describe(report, count),
         }
     print(json.dumps(result))
@@ -585,17 +597,22 @@ def run(args: argparse.Namespace, postfix: Postfix, sink: Sink, port: int) -> in
     if not args.skip_rss:
         print("\nmemory: peak RSS of a fresh process that creates the store, builds and sends")
         rows = [run_rss_child(count, port, connections) for count in RSS_SIZES]
-        print(f"\n  {'subscribers':>12}{'sent':>10}{'msg/s':>8}{'before send':>14}{'peak RSS':>12}")
-        print(f"  {'-' * 56}")
+        print(
+            f"\n  {'subscribers':>12}{'sent':>10}{'msg/s':>8}{'before send':>14}"
+            f"{'peak RSS':>12}{'ru_maxrss':>14}"
+        )
+        print(f"  {'-' * 70}")
         for row in rows:
             print(
                 f"  {row['subscribers']:>12,}{row['sent']:>10,}"
                 f"{rate(row['sent'], row['seconds']):>8,.0f}"
                 f"{row['rss_before_send_kib'] / 1024:>10.1f} MiB{row['rss_kib'] / 1024:>8.1f} MiB"
+                f"{row['ru_maxrss_kib'] / 1024:>10.1f} MiB"
             )
             if row["warning"]:
                 print(f"  {row['warning']}")
-        print(f"  {'-' * 56}")
+        print(f"  {'-' * 70}")
+        print("  (ru_maxrss includes the parent's peak: Linux carries it across exec)")
         small, large = rows[0]["rss_kib"], rows[-1]["rss_kib"]
         rss_ratio = large / small if small else 0.0
         verdict = "PASS" if rss_ratio <= TARGET_RSS_RATIO else "MISS"

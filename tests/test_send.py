@@ -391,3 +391,18 @@ def test_capture_mode_and_weekly_twice_sends_once(project: Path) -> None:
 
 def test_sample_issue_path_constant() -> None:
     assert SAMPLE_ISSUE.name == ISSUE.name
+
+
+def test_wire_bytes_are_the_dot_stuffed_message(settings: Settings) -> None:
+    from newsletter import load_issue
+    from newsletter.send.compose import Composer, Recipient, dot_stuff
+
+    composer = Composer(load_issue(SAMPLE_ISSUE, settings), settings)
+    for recipient in (
+        Recipient("ada@example.org", ".Ada", "tok", 1),  # a greeting that starts a line with "."
+        Recipient("anon@example.org", "", "tok2", 2),
+    ):
+        message = composer.compose(recipient)
+        assert composer.wire(recipient) == dot_stuff(message)
+        assert b"\r\n..Ada," in composer.wire(recipient) or not recipient.name
+        assert max(len(line) for line in message.split(b"\r\n")[20:]) <= 76  # QP lines

@@ -23,7 +23,7 @@ from ..models import Issue
 from ..settings import SAMPLE_SECRET, Settings
 from ..store import Store, utcnow
 from .capture import CaptureServer
-from .compose import Composer, Recipient, dot_stuff
+from .compose import Composer, Recipient
 from .deliver import Delivery, Outcome, Target, deliver
 from .smtp import Connection, SmtpError
 
@@ -290,7 +290,7 @@ def send_test(issue_path: Path, settings: Settings, addresses: list[str]) -> Sen
                 try:
                     connection.send(
                         settings.newsletter.from_address, recipient.email,
-                        dot_stuff(composer.compose(recipient)),
+                        composer.wire(recipient),
                     )  # fmt: skip
                     report.sent += 1
                 except SmtpError as exc:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..store import Store, utcnow
-from .compose import Composer, Recipient, dot_stuff
+from .compose import Composer, Recipient
 from .smtp import Connection, PermanentFailure, ServerFailure, SmtpError, TemporaryFailure
 
 __all__ = ["Delivery", "Outcome", "Target", "deliver"]
@@ -244,7 +244,7 @@ def deliver(run: Delivery) -> Outcome:
                 if recipient is None or run.stop.is_set():
                     return
                 limiter.wait()
-                data = dot_stuff(run.composer.compose(recipient))
+                data = run.composer.wire(recipient)
                 try:
                     result = attempt(connection, recipient, data)
                 except ServerFailure as exc:

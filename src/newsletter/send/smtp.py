@@ -18,6 +18,7 @@ and :class:`ServerFailure` for TLS, certificate and login problems.
 from __future__ import annotations
 
 import functools
+import re
 import smtplib
 import socket
 import ssl
@@ -380,8 +381,24 @@ def _read(smtp: smtplib.SMTP) -> Reply:
     return Reply.of(code, text)
 
 
+# An address that needs no quoting, IDNA or checks: the common case, written directly
+# because smtplib.quoteaddr goes through the pure-Python email.utils parser.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
+@functools.lru_cache(maxsize=8)
+def _mail_from(sender: str) -> bytes:
+    return _envelope_slow(sender, "postmaster@example.org")[0]
+
+
 def _envelope(sender: str, recipient: str) -> tuple[bytes, bytes]:
     """The MAIL FROM and RCPT TO command lines, or the failure that sending them would cause."""
+    if _PLAIN_ADDRESS.fullmatch(recipient):
+        return _mail_from(sender), b"RCPT TO:<" + recipient.encode("ascii") + b">\r\n"
+    return _envelope_slow(sender, recipient)
+
+
+def _envelope_slow(sender: str, recipient: str) -> tuple[bytes, bytes]:
     lines: list[bytes] = []
     for verb, address in (("MAIL FROM", sender), ("RCPT TO", recipient)):
         problem = ""
