@@ -397,12 +397,15 @@ def test_wire_bytes_are_the_dot_stuffed_message(settings: Settings) -> None:
     from newsletter import load_issue
     from newsletter.send.compose import Composer, Recipient, dot_stuff
 
+    # A greeting that starts with the name puts a per-recipient value at the start of a line.
+    newsletter = settings.newsletter.model_copy(update={"greeting": "{name}, welcome"})
+    settings = settings.model_copy(update={"newsletter": newsletter})
     composer = Composer(load_issue(SAMPLE_ISSUE, settings), settings)
     for recipient in (
-        Recipient("ada@example.org", ".Ada", "tok", 1),  # a greeting that starts a line with "."
+        Recipient("ada@example.org", ".Ada", "tok", 1),
         Recipient("anon@example.org", "", "tok2", 2),
     ):
         message = composer.compose(recipient)
         assert composer.wire(recipient) == dot_stuff(message)
-        assert b"\r\n..Ada," in composer.wire(recipient) or not recipient.name
+        assert b"\r\n..Ada, welcome" in composer.wire(recipient) or not recipient.name
         assert max(len(line) for line in message.split(b"\r\n")[20:]) <= 76  # QP lines
