@@ -64,7 +64,7 @@ from newsletter import NewsletterError, build_issue, load_issue, load_settings
 from newsletter.build.render import Renderer
 from newsletter.models import Issue
 from newsletter.send import SendReport, send_issue
-from newsletter.send.compose import Composer, Recipient, dot_stuff
+from newsletter.send.compose import Composer, Recipient
 from newsletter.settings import Settings
 from newsletter.store import Store
 from newsletter.subscribers import import_csv
@@ -330,24 +330,21 @@ def build(settings: Settings, issue_path: Path) -> Issue:
 @dataclass(frozen=True)
 class Composition:
     size: int
-    compose_seconds: float
-    stuff_seconds: float
+    wire_seconds: float
 
 
 def composition(settings: Settings, issue: Issue, runs: int = 500) -> Composition:
     """One message's size on the wire (composed, dot-stuffed), and the seconds per message
-    of ``Composer.compose`` and of ``dot_stuff`` (one thread, no SMTP)."""
+    of ``Composer.wire``, which is what the sender calls (one thread, no SMTP)."""
     composer = Composer(issue, settings, Renderer(settings))
     recipients = [
         Recipient(f"user{i:05d}@example.org", _name(i), secrets.token_urlsafe(12), i)
         for i in range(1, runs + 1)
     ]
     start = time.perf_counter()
-    messages = [composer.compose(r) for r in recipients]
-    composed = time.perf_counter()
-    stuffed = [dot_stuff(message) for message in messages]
+    messages = [composer.wire(r) for r in recipients]
     end = time.perf_counter()
-    return Composition(len(stuffed[0]), (composed - start) / runs, (end - composed) / runs)
+    return Composition(len(messages[0]), (end - start) / runs)
 
 
 def describe(report: SendReport, expected: int) -> str:
@@ -560,10 +557,7 @@ def run(args: argparse.Namespace, postfix: Postfix, sink: Sink, port: int) -> in
     ours = measured[0]
     size = sample.size
     print(f"  message size: {size:,} bytes (one composed message, dot-stuffed)")
-    print(
-        f"  per message, one thread, no SMTP: Composer.compose "
-        f"{sample.compose_seconds * 1e6:.0f} µs, dot_stuff {sample.stuff_seconds * 1e6:.0f} µs"
-    )
+    print(f"  per message, one thread, no SMTP: Composer.wire {sample.wire_seconds * 1e6:.0f} µs")
     print(f"  import_csv of {n:,} subscribers: {imported:.2f} s\n")
     print("  reference:")
     ref = bench_source(postfix, sink, port, connections, n, size)
