@@ -387,12 +387,16 @@ def subscribers_list(status: str | None, as_json: bool, settings: Settings) -> N
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    table = Table("email", "name", "status", "created", "source", box=None)
-    for row in rows:
-        table.add_row(
-            *(escape(str(row[k])) for k in ("email", "name", "status", "created", "source"))
-        )
-    out.print(table)
+    columns = ("email", "name", "status", "created", "source")
+    if not out.is_terminal:
+        # Piped: whole values, tab-separated, for grep and cut (a table would truncate).
+        for row in rows:
+            out.print("\t".join(str(row[k]) for k in columns), markup=False)
+    else:
+        table = Table(*columns, box=None)
+        for row in rows:
+            table.add_row(*(escape(str(row[k])) for k in columns))
+        out.print(table)
     out.print(f"{len(rows)} subscribers", markup=False)
 
 
