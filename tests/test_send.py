@@ -109,7 +109,7 @@ def test_each_message_is_personal_and_compliant(relay: Any, project: Path) -> No
         assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
         assert (
             message["Subject"]
-            == "Montenegro's role in the Western Balkans, DIANA goes live, and more"
+            == "Montenegro's role in the Balkans, and DIANA goes live"
         )
         assert message["From"] == "NATO Newsroom Weekly <newsletter@example.org>"
         assert message["Reply-To"] == "NATO Newsroom Weekly <press@example.org>"

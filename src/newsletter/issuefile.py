@@ -18,13 +18,13 @@ from .errors import InputError, describe_validation_error
 from .models import Issue
 from .settings import Settings
 
-__all__ = ["load_issue", "parse_issue"]
+__all__ = ["item_location", "line_map", "load_issue", "parse_issue"]
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\s-]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
 
 
-def _line_map(text: str) -> dict[tuple[int | str, ...], int]:
+def line_map(text: str) -> dict[tuple[int | str, ...], int]:
     """Map TOML paths such as ``("sections", 1, "items", 0, "url")`` to 1-based line numbers."""
     lines: dict[tuple[int | str, ...], int] = {}
     counters: dict[tuple[int | str, ...], int] = {}
@@ -101,7 +101,7 @@ def parse_issue(text: str, source: str, settings: Settings | None = None) -> Iss
         raise InputError(f"{source}: not valid TOML: {exc}") from None
     if settings and not data.get("newsletter"):
         data["newsletter"] = settings.newsletter.name
-    lines = _line_map(text)
+    lines = line_map(text)
 
     def where(loc: Sequence[int | str]) -> str:
         line = _line_for(loc, lines)
@@ -118,7 +118,7 @@ def parse_issue(text: str, source: str, settings: Settings | None = None) -> Iss
     if settings is not None and not settings.build.allow_linkless_items:
         for index, item in enumerate(issue.items()):
             if item.url is None:
-                loc = _item_loc(issue, index)
+                loc = item_location(issue, index)
                 raise InputError(
                     f"{where((*loc, 'url'))}: the story has no URL; add its web address, "
                     "or set [build] allow_linkless_items = true"
@@ -126,7 +126,7 @@ def parse_issue(text: str, source: str, settings: Settings | None = None) -> Iss
     return issue
 
 
-def _item_loc(issue: Issue, index: int) -> tuple[int | str, ...]:
+def item_location(issue: Issue, index: int) -> tuple[int | str, ...]:
     """Location of the ``index``-th story of :meth:`Issue.items`, for error messages."""
     if issue.lead is not None:
         if index == 0:

@@ -57,6 +57,9 @@ class Image(_Model):
     alt: str = ""
     #: Display width in pixels; the theme picks one when absent.
     width: int | None = Field(default=None, gt=0, le=1200)
+    #: The picture contains words (a poster, a chart title): `check` warns, since the
+    #: words are lost with images off, in dark mode and to screen readers.
+    contains_text: bool = False
 
     @field_validator("url")
     @classmethod

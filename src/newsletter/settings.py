@@ -33,6 +33,7 @@ from .errors import ConfigError, describe_validation_error
 __all__ = [
     "SAMPLE_SECRET",
     "BuildSettings",
+    "ChecksSettings",
     "DkimSettings",
     "NewsletterSettings",
     "PathSettings",
@@ -163,6 +164,23 @@ class DkimSettings(_Section):
     key_file: Path | None = Field(default=None, description="PEM private key.")
 
 
+Severity = Literal["error", "warning", "info"]
+
+
+class ChecksSettings(_Section):
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Link hosts allowed although they look like test hosts (localhost, "
+        "private addresses, example domains). `*.example.org` allows subdomains.",
+    )
+    severity: dict[str, Severity] = Field(
+        default_factory=dict, description="Change a check's severity: check name -> level."
+    )
+    disabled: dict[str, str] = Field(
+        default_factory=dict, description="Turn checks off: check name -> reason (logged)."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NEWSLETTER_",
@@ -177,6 +195,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     security: SecuritySettings = SecuritySettings()
     dkim: DkimSettings = DkimSettings()
+    checks: ChecksSettings = ChecksSettings()
 
     #: Folder holding the config file; relative paths are resolved against it.
     root: Path = Field(default=Path("."), exclude=True)

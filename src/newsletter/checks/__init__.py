@@ -1,0 +1,226 @@
+"""Pre-send checks: what would make an issue fail in inboxes, found before anyone sends it.
+
+Each check is a small function registered with :func:`check`; it receives a
+:class:`Context` (the issue, its rendered parts, a sample message) and yields
+:class:`Problem` objects. The registry gives each its severity, which a project may
+change or switch off in ``config.toml`` (``[checks.severity]``, ``[checks.disabled]``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import lxml.html
+
+from ..build import Build, render_issue
+from ..build.render import Renderer
+from ..errors import ConfigError, NewsletterError
+from ..issuefile import item_location, line_map, load_issue
+from ..models import Issue, Item
+from ..settings import Settings
+
+__all__ = [
+    "CHECKS",
+    "ChecksFailed",
+    "Context",
+    "Finding",
+    "Problem",
+    "Report",
+    "check",
+    "check_issue",
+    "run_checks",
+]
+
+Severity = Literal["error", "warning", "info"]
+_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass
+class Problem:
+    """What a check yields: the severity comes from the registry (or config)."""
+
+    message: str
+    where: str = ""
+    value: str = ""
+    fix: str = ""
+    #: Overrides the check's default severity for this one problem (e.g. size: warning/error).
+    severity: Severity | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    severity: Severity
+    message: str
+    where: str = ""
+    value: str = ""
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    name: str
+    severity: Severity
+    description: str
+    run: Callable[[Context], Iterable[Problem]]
+    #: Only with `--links` (it makes network requests).
+    network: bool = False
+
+
+#: Every check, by name, in the order they run. Filled by the @check decorator.
+CHECKS: dict[str, CheckSpec] = {}
+
+
+def check(
+    name: str, severity: Severity, description: str, *, network: bool = False
+) -> Callable[[Callable[[Context], Iterable[Problem]]], Callable[[Context], Iterable[Problem]]]:
+    def register(
+        function: Callable[[Context], Iterable[Problem]],
+    ) -> Callable[[Context], Iterable[Problem]]:
+        CHECKS[name] = CheckSpec(name, severity, description, function, network)
+        return function
+
+    return register
+
+
+class Context:
+    """Everything a check may look at, computed once and shared."""
+
+    def __init__(
+        self, issue: Issue, settings: Settings, build: Build, source: str, lines: dict[Any, int]
+    ) -> None:
+        self.issue, self.settings, self.build = issue, settings, build
+        self.source, self.lines = source, lines
+        self.html, self.text = build.html, build.text
+        self._item_where = {
+            id(item): self._describe(issue, index, item) for index, item in enumerate(issue.items())
+        }
+
+    def _describe(self, issue: Issue, index: int, item: Item) -> str:
+        loc = item_location(issue, index)
+        line = self.lines.get(loc)
+        if loc == ("lead",):
+            label = f"lead story {item.title!r}"
+        else:
+            section = issue.sections[int(loc[1])]
+            label = f"section {section.title!r}, item {int(loc[3]) + 1} {item.title!r}"
+        return f"{label} ({self.source}:{line})" if line else label
+
+    def where(self, item: Item) -> str:
+        return self._item_where.get(id(item), item.title)
+
+    def where_field(self, name: str) -> str:
+        line = self.lines.get((name,))
+        return f"{self.source}:{line}" if line else self.source
+
+    def where_url(self, url: str) -> str:
+        """The story a URL belongs to, or the template part it comes from."""
+        for item in self.issue.items():
+            if item.url == url or (item.image and url.endswith(item.image.url)):
+                return self.where(item)
+        return "template (not a story)"
+
+    @cached_property
+    def tree(self) -> Any:
+        return lxml.html.document_fromstring(self.html)
+
+    @cached_property
+    def message(self) -> EmailMessage:
+        """A real message as `send` composes it, for a sample subscriber."""
+        from ..send.compose import Composer, Recipient
+
+        composer = Composer(self.issue, self.settings, Renderer(self.settings))
+        sample = Recipient("subscriber@example.org", "Sample Subscriber", "sample-token", 1)
+        parsed = message_from_bytes(composer.compose(sample), policy=default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+    @property
+    def week_start(self) -> dt.date:
+        year, week = self.issue.week.split("-W")
+        return dt.date.fromisocalendar(int(year), int(week), 1)
+
+
+@dataclass
+class Report:
+    issue: str
+    findings: list[Finding] = field(default_factory=list)
+    disabled: dict[str, str] = field(default_factory=dict)
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for f in self.findings if f.severity == severity)
+
+    @property
+    def exit_code(self) -> int:
+        """0 clean, 1 warnings only, 2 errors."""
+        if self.count("error"):
+            return 2
+        return 1 if self.count("warning") else 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "issue": self.issue,
+            "counts": {s: self.count(s) for s in ("error", "warning", "info")},
+            "exit_code": self.exit_code,
+            "disabled": self.disabled,
+            "findings": [asdict(f) for f in self.findings],
+        }
+
+
+class ChecksFailed(NewsletterError):
+    exit_code = 2
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        super().__init__(
+            f"{report.issue}: {report.count('error')} pre-send check error(s); fix them "
+            "(newsletter check ISSUE) or pass --force"
+        )
+
+
+def _load_check_modules() -> None:
+    # Importing registers the checks; here, so the registry is complete before any run.
+    from . import content, html, links, textpart  # noqa: F401
+
+
+def run_checks(context: Context, *, network: bool = False) -> Report:
+    _load_check_modules()
+    settings = context.settings.checks
+    for name in (*settings.severity, *settings.disabled):
+        if name not in CHECKS:
+            raise ConfigError(f"[checks] {name}: no such check (see the README's list)")
+    report = Report(issue=context.issue.week, disabled=dict(settings.disabled))
+    for spec in CHECKS.values():
+        if spec.name in settings.disabled or (spec.network and not network):
+            continue
+        for problem in spec.run(context):
+            severity = settings.severity.get(spec.name) or problem.severity or spec.severity
+            report.findings.append(
+                Finding(
+                    spec.name, severity, problem.message, problem.where, problem.value, problem.fix
+                )
+            )
+    report.findings.sort(key=lambda f: _ORDER[f.severity])
+    return report
+
+
+def context_for(issue_path: Path, settings: Settings, build: Build | None = None) -> Context:
+    issue = load_issue(issue_path, settings)
+    build = build or render_issue(issue, settings)
+    lines = line_map(Path(issue_path).read_text(encoding="utf-8"))
+    return Context(issue, settings, build, str(issue_path), lines)
+
+
+def check_issue(
+    issue_path: Path, settings: Settings, *, network: bool = False, build: Build | None = None
+) -> Report:
+    """Build the issue in memory and run every enabled check."""
+    return run_checks(context_for(issue_path, settings, build), network=network)
