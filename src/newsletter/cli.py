@@ -28,6 +28,7 @@ from rich.table import Table
 
 from . import __version__, subscribers
 from .build import GMAIL_CLIP_BYTES, build_issue
+from .checks import ChecksFailed, Finding, Report, Severity, check_issue, gate
 from .errors import NewsletterError
 from .send import SendReport, plan, send_issue, send_test
 from .settings import DEFAULT_CONFIG, Settings, load_settings
@@ -105,6 +106,7 @@ def build(issue_file: Path, out_dir: Path | None, settings: Settings) -> None:
     )
     for path in result.files.values():
         out.print(f"  {_display(path)}  {_human(path.stat().st_size)}", markup=False)
+    _check_counts(check_issue(issue_file, settings, build=result), issue_file)
     if result.clipped:
         err.print(
             f"[yellow]warning:[/] email.html is {_human(len(result.html.encode()))}, over Gmail's "
@@ -199,6 +201,7 @@ def _report(report: SendReport) -> int:
 @click.option("--dry-run", is_flag=True, help="Show who would get it; send nothing.")
 @click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages this run.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Send even if the pre-send checks find errors.")
 @with_settings
 def send(
     issue_file: Path,
@@ -206,6 +209,7 @@ def send(
     dry_run: bool,
     limit: int | None,
     yes: bool,
+    force: bool,
     settings: Settings,
 ) -> None:
     """Send ISSUE_FILE to every active subscriber who has not had it yet.
@@ -220,6 +224,8 @@ def send(
         newsletter send issues/2023-W25.toml --yes
     """
     if test_addresses:
+        # A test copy is how people look for problems: checks inform, they do not block.
+        _check_counts(check_issue(issue_file, settings), issue_file)
         report = send_test(issue_file, settings, list(test_addresses))
         out.print(
             f"Test copy of {report.issue} sent to {report.sent} of {report.recipients}",
@@ -238,6 +244,8 @@ def send(
         if count > len(first):
             out.print(f"  … and {count - len(first)} more", markup=False)
         return
+    if count:
+        _gate(issue_file, settings, force)
     if count and not yes and sys.stdin.isatty():
         target = "the local capture" if settings.smtp.mode == "capture" else settings.smtp.host
         click.confirm(f"Send {issue_file} to {count} subscribers through {target}?", abort=True)
@@ -251,20 +259,26 @@ def send(
 
 @cli.command()
 @click.option("--week", help="ISO week such as 2023-W25 [default: this week].")
+@click.option("--force", is_flag=True, help="Send even if the pre-send checks find errors.")
 @with_settings
-def weekly(week: str | None, settings: Settings) -> None:
+def weekly(week: str | None, force: bool, settings: Settings) -> None:
     """Send this week's issue: the cron / systemd-timer entry point.
 
     Uses issues/<week>.toml, builds it if needed, and sends to everyone who has not had
-    it. Running it again sends nothing and says so; the exit code is 0 only when
-    everyone has it.
+    it. It runs the pre-send checks first and refuses on errors (--force overrides).
+    Running it again sends nothing and says so; the exit code is 0 only when everyone
+    has it.
 
     \b
     Example (crontab, Fridays 09:00):
         0 9 * * 5  cd /srv/newsletter && .venv/bin/newsletter weekly
     """
     with _stop_on_signals() as stop:
-        report = run_weekly(settings, week, stop=stop)
+        try:
+            report = run_weekly(settings, week, force=force, on_checks=_forced, stop=stop)
+        except ChecksFailed as exc:
+            _print_findings(exc.report, minimum="error")
+            raise
     raise SystemExit(_report(report))
 
 
@@ -421,6 +435,82 @@ def subscribers_export(status: str | None, as_json: bool, settings: Settings) ->
         )
         writer.writeheader()
         writer.writerows(rows)
+
+
+_STYLE = {"error": "red", "warning": "yellow", "info": "blue"}
+
+
+def _check_counts(report: Report, issue_file: Path) -> None:
+    errors, warnings, notes = (report.count(s) for s in ("error", "warning", "info"))
+    style = "red" if errors else "yellow" if warnings else "green"
+    out.print(
+        f"[{style}]checks: {errors} errors, {warnings} warnings, {notes} notes[/]"
+        + (f" (details: newsletter check {escape(str(issue_file))})" if errors or warnings else "")
+    )
+
+
+def _print_findings(report: Report, *, minimum: str = "info") -> None:
+    levels: tuple[Severity, ...] = ("error", "warning", "info")
+    shown = [f for f in report.findings if levels.index(f.severity) <= levels.index(minimum)]
+    for finding in shown:
+        style = _STYLE[finding.severity]
+        out.print(
+            f"[{style}]{finding.severity:<7}[/] [bold]{finding.check}[/]  {escape(finding.where)}"
+        )
+        out.print(f"         {escape(finding.message)}", markup=False)
+        if finding.value:
+            out.print(f"         value: {finding.value!r}", markup=False)
+        if finding.fix:
+            out.print(f"         fix: {escape(finding.fix)}", markup=False)
+    for name, reason in report.disabled.items():
+        out.print(f"check {name} is off: {reason}", markup=False)
+    errors, warnings, notes = (report.count(s) for s in levels)
+    out.print(f"{report.issue}: {errors} errors, {warnings} warnings, {notes} notes", markup=False)
+
+
+@cli.command(name="check")
+@click.argument("issue_file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
+@click.option("--links", is_flag=True, help="Also request every link (HEAD, then GET) with httpx.")
+@with_settings
+def check_command(issue_file: Path, as_json: bool, links: bool, settings: Settings) -> None:
+    """Run the pre-send checks on ISSUE_FILE: exit 0 clean, 1 warnings, 2 errors.
+
+    Builds the issue in memory and checks size, links, images, the text part, headers
+    and compliance, content, markup and CSS, and accessibility (see the README).
+
+    \b
+    Examples:
+        newsletter check issues/2023-W25.toml
+        newsletter check issues/2023-W25.toml --links --json
+    """
+    try:
+        report = check_issue(issue_file, settings, network=links)
+    except NewsletterError as exc:
+        # An invalid issue file is a finding like any other, in the same format.
+        report = Report(issue=str(issue_file), findings=[Finding("issue-file", "error", str(exc))])
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
+    else:
+        _print_findings(report)
+    raise SystemExit(report.exit_code)
+
+
+def _gate(issue_file: Path, settings: Settings, force: bool) -> None:
+    """Refuse to send an issue with check errors, unless forced (which is logged)."""
+    try:
+        report = gate(issue_file, settings, force=force)
+    except ChecksFailed as exc:
+        _print_findings(exc.report, minimum="error")
+        raise
+    _forced(report)
+
+
+def _forced(report: Report) -> None:
+    if report.count("error"):
+        err.print(
+            f"[yellow]warning:[/] sending despite {report.count('error')} check errors (--force)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,8 +93,14 @@ def _line_for(loc: Sequence[int | str], lines: dict[tuple[int | str, ...], int])
     return None
 
 
-def parse_issue(text: str, source: str, settings: Settings | None = None) -> Issue:
-    """Parse and validate issue TOML; ``source`` names the file in error messages."""
+def parse_issue(
+    text: str, source: str, settings: Settings | None = None, *, lenient: bool = False
+) -> Issue:
+    """Parse and validate issue TOML; ``source`` names the file in error messages.
+
+    ``lenient`` lets bad links and missing alt texts through for the checks to report
+    (see :func:`newsletter.models.lenient`); building and sending never use it.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -110,12 +116,12 @@ def parse_issue(text: str, source: str, settings: Settings | None = None) -> Iss
         return f"{prefix}: {label}" if label else prefix
 
     try:
-        issue = Issue.model_validate(data)
+        issue = Issue.model_validate(data, context={"lenient": lenient})
     except ValidationError as exc:
         (message,) = describe_validation_error(exc, where)
         raise InputError(message) from None
 
-    if settings is not None and not settings.build.allow_linkless_items:
+    if settings is not None and not settings.build.allow_linkless_items and not lenient:
         for index, item in enumerate(issue.items()):
             if item.url is None:
                 loc = item_location(issue, index)
@@ -139,7 +145,9 @@ def item_location(issue: Issue, index: int) -> tuple[int | str, ...]:
     raise IndexError(index)
 
 
-def load_issue(path: Path | str, settings: Settings | None = None) -> Issue:
+def load_issue(
+    path: Path | str, settings: Settings | None = None, *, lenient: bool = False
+) -> Issue:
     """Read ``path`` or raise :class:`InputError` naming the file, line, story and field."""
     path = Path(path)
     try:
@@ -150,4 +158,4 @@ def load_issue(path: Path | str, settings: Settings | None = None) -> Issue:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_issue(text, str(path), settings)
+    return parse_issue(text, str(path), settings, lenient=lenient)

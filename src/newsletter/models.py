@@ -11,7 +11,14 @@ import hashlib
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = ["PREHEADER_MAX", "SUBJECT_MAX", "Image", "Issue", "Item", "Section", "iso_week"]
 
@@ -22,6 +29,16 @@ SUBJECT_MAX = 200
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _KIND = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+def lenient(info: ValidationInfo) -> bool:
+    """Whether to let content problems through, for `newsletter check` to report them all.
+
+    Building and sending validate strictly. The checks parse with
+    ``context={"lenient": True}`` so that a bad link or a missing alt text reaches the
+    rendered HTML, where the link and image checks name it beside every other problem.
+    """
+    return bool(info.context and info.context.get("lenient"))
 
 
 def _web_url(value: str) -> str:
@@ -63,7 +80,9 @@ class Image(_Model):
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str) -> str:
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        if lenient(info):
+            return value
         if not value:
             raise ValueError("is empty; give the image's address")
         if re.match(r"^[a-z][a-z0-9+.-]*:", value, re.IGNORECASE):
@@ -73,8 +92,8 @@ class Image(_Model):
         return value
 
     @model_validator(mode="after")
-    def _alt(self) -> Image:
-        if not self.alt:
+    def _alt(self, info: ValidationInfo) -> Image:
+        if not self.alt and not lenient(info):
             raise ValueError(
                 f"image {self.url!r} has no alt text; describe the picture for readers "
                 "who cannot see it"
@@ -106,8 +125,10 @@ class Item(_Model):
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return None if value is None or value == "" else _web_url(value)
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or value == "":
+            return None
+        return value.strip() if lenient(info) else _web_url(value)
 
     @field_validator("kind")
     @classmethod

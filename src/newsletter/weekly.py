@@ -1,7 +1,7 @@
 """``newsletter weekly``: the cron / systemd-timer entry point.
 
-For one ISO week it uses the issue file, builds, and sends. Safe to run any number of
-times: the ledger makes a second run send nothing.
+For one ISO week it uses the issue file, runs the pre-send checks, builds, and sends.
+Safe to run any number of times: the ledger makes a second run send nothing.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 
+from .checks import Report, gate
 from .errors import InputError
 from .models import iso_week
 from .send import SendReport, send_issue
@@ -26,10 +27,13 @@ def run_weekly(
     settings: Settings,
     week: str | None = None,
     *,
+    force: bool = False,
+    on_checks: Callable[[Report], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[bool], None] | None = None,
     stop: threading.Event | None = None,
 ) -> SendReport:
+    """Check, build and send this week's issue; :class:`ChecksFailed` stops it unless ``force``."""
     week = week or current_week()
     issue_file = settings.issues_dir / f"{week}.toml"
     if not issue_file.exists():
@@ -37,4 +41,7 @@ def run_weekly(
             f"{issue_file}: no issue file for {week}; write it (see issues/2023-W25.toml) "
             "before the weekly run"
         )
+    report = gate(issue_file, settings, force=force)
+    if on_checks:
+        on_checks(report)
     return send_issue(issue_file, settings, on_start=on_start, on_result=on_result, stop=stop)

@@ -34,8 +34,10 @@ __all__ = [
     "Finding",
     "Problem",
     "Report",
+    "Severity",
     "check",
     "check_issue",
+    "gate",
     "run_checks",
 ]
 
@@ -213,10 +215,18 @@ def run_checks(context: Context, *, network: bool = False) -> Report:
 
 
 def context_for(issue_path: Path, settings: Settings, build: Build | None = None) -> Context:
-    issue = load_issue(issue_path, settings)
+    issue = load_issue(issue_path, settings, lenient=True)
     build = build or render_issue(issue, settings)
     lines = line_map(Path(issue_path).read_text(encoding="utf-8"))
     return Context(issue, settings, build, str(issue_path), lines)
+
+
+def gate(issue_path: Path, settings: Settings, *, force: bool = False) -> Report:
+    """Run the checks before a send: raise :class:`ChecksFailed` on errors unless ``force``."""
+    report = check_issue(issue_path, settings)
+    if report.count("error") and not force:
+        raise ChecksFailed(report)
+    return report
 
 
 def check_issue(
