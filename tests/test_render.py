@@ -59,9 +59,7 @@ def test_html_has_theme_essentials(sample_build: Build) -> None:
     html = sample_build.html
     assert html.startswith("<!doctype html>")
     assert '<html lang="en"' in html
-    assert (
-        "<title>Montenegro's role in the Balkans, and DIANA goes live</title>" in html
-    )
+    assert "<title>Montenegro's role in the Balkans, and DIANA goes live</title>" in html
     assert '<meta name="color-scheme" content="light dark">' in html
     assert "prefers-color-scheme: dark" in html
     # The mobile media queries survive inlining, with their !important.

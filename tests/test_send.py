@@ -107,10 +107,7 @@ def test_each_message_is_personal_and_compliant(relay: Any, project: Path) -> No
         message = received[address]
         assert message.get_content_type() == "multipart/alternative"
         assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
-        assert (
-            message["Subject"]
-            == "Montenegro's role in the Balkans, and DIANA goes live"
-        )
+        assert message["Subject"] == "Montenegro's role in the Balkans, and DIANA goes live"
         assert message["From"] == "NATO Newsroom Weekly <newsletter@example.org>"
         assert message["Reply-To"] == "NATO Newsroom Weekly <press@example.org>"
         assert message["To"].addresses[0].addr_spec == address
@@ -159,7 +156,7 @@ def test_permanent_failures_are_recorded_never_retried(relay: Any, project: Path
             "550 5.1.1 no such user" if address in refused else None
         )
     )
-    settings, server = relay(handler, NEWSLETTER_SMTP__BOUNCE_AFTER="1")
+    settings, _ = relay(handler, NEWSLETTER_SMTP__BOUNCE_AFTER="1")
     add_subscribers(settings, [(a, "") for a in sorted(refused)] + [("ok@example.org", "")])
     report = send_issue(project / ISSUE, settings)
     assert (report.sent, report.failed) == (1, 2)
@@ -207,9 +204,7 @@ def test_cli_exit_code_is_non_zero_when_someone_failed(
 
 def test_slow_reply_times_out_and_is_retried(relay: Any, project: Path) -> None:
     handler = RecordingHandler(delay=0.0)
-    settings, server = relay(
-        handler, NEWSLETTER_SMTP__TIMEOUT="0.3", NEWSLETTER_SMTP__CONNECTIONS="1"
-    )
+    settings, _ = relay(handler, NEWSLETTER_SMTP__TIMEOUT="0.3", NEWSLETTER_SMTP__CONNECTIONS="1")
     add_subscribers(settings, [("slow@example.org", "")])
     handler.delay = 1.0  # longer than the timeout, on every try
     settings = settings.model_copy(
@@ -259,7 +254,8 @@ def test_header_injection_is_refused_before_anything_is_sent(relay: Any, project
     with Store(settings.store_path) as store, store.transaction() as db:
         # Only a hand-edited store can hold this: add/import flatten line breaks.
         db.execute(
-            "UPDATE subscribers SET name = 'Eve\r\nBcc: x@example.net' WHERE email = 'zofia@example.org'"
+            "UPDATE subscribers SET name = 'Eve\r\nBcc: x@example.net' "
+            "WHERE email = 'zofia@example.org'"
         )
     with pytest.raises(NewsletterError, match="line break"):
         send_issue(project / ISSUE, settings)
@@ -269,7 +265,7 @@ def test_header_injection_is_refused_before_anything_is_sent(relay: Any, project
 def test_a_live_lease_blocks_a_second_sender_and_a_dead_one_does_not(
     relay: Any, project: Path
 ) -> None:
-    settings, server = relay()
+    settings, _ = relay()
     add_subscribers(settings, PEOPLE)
     with Store(settings.store_path) as store:
         # A live process on this host (our parent) holds it.
