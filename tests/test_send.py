@@ -127,7 +127,8 @@ def test_each_message_is_personal_and_compliant(relay: Any, project: Path) -> No
         assert f">{greeting}</div>" in html
         assert f"Unsubscribe:\n{url[1]}\n" in text
         assert f'href="{url[1]}"' in html
-        assert "XNL" not in text + html  # no placeholder left behind
+        # No placeholder left behind.
+        assert "PLACEHOLDERX" not in text + html
 
 
 def test_temporary_failures_are_retried_and_everyone_gets_it_once(
@@ -273,14 +274,14 @@ def test_a_live_lease_blocks_a_second_sender_and_a_dead_one_does_not(
         with store.transaction() as db:
             db.execute(
                 "UPDATE campaigns SET lease_owner = ? WHERE issue = '2023-W25'",
-                (f"{os.uname().nodename}:{os.getppid()}",),
+                (f"{os.uname().nodename}:{os.getppid()}:0a1b2c3d",),
             )
     with pytest.raises(LeaseHeld, match="another send of 2023-W25 is running"):
         send_issue(project / ISSUE, settings)
     with Store(settings.store_path) as store, store.transaction() as db:
         db.execute(
             "UPDATE campaigns SET lease_owner = ? WHERE issue = '2023-W25'",
-            (f"{os.uname().nodename}:999999999",),
+            (f"{os.uname().nodename}:999999999:0a1b2c3d",),
         )
     assert send_issue(project / ISSUE, settings).sent == 3
 
@@ -405,3 +406,66 @@ def test_wire_bytes_are_the_dot_stuffed_message(settings: Settings) -> None:
         assert composer.wire(recipient) == dot_stuff(message)
         assert b"\r\n..Ada, welcome" in composer.wire(recipient) or not recipient.name
         assert max(len(line) for line in message.split(b"\r\n")[20:]) <= 76  # QP lines
+
+
+def test_a_run_that_loses_its_lease_stops(relay: Any, project: Path) -> None:
+    handler = RecordingHandler(delay=0.01)
+    settings, server = relay(handler, NEWSLETTER_SMTP__CONNECTIONS="2")
+    add_subscribers(settings, [(f"user{n}@example.org", "") for n in range(200)])
+    taken = []
+
+    def take_over(ok: bool) -> None:
+        if not taken:
+            taken.append(True)
+            with Store(settings.store_path) as store, store.transaction() as db:
+                db.execute("UPDATE campaigns SET lease_owner = 'elsewhere:1:ffff'")
+
+    report = send_issue(project / ISSUE, settings, on_result=take_over)
+    assert "another run took over" in report.stopped and not report.ok
+    # Only the messages already in flight went out after the takeover.
+    assert len(server.handler.messages) <= 1 + 2 + 2
+
+
+def test_unreachable_relay_stops_at_once_and_marks_nothing(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.smtp_servers import free_port
+
+    closed = Server("127.0.0.1", free_port(), RecordingHandler())
+    for key, value in relay_env(closed).items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings(project / "config.toml")
+    add_subscribers(settings, PEOPLE)
+    report = send_issue(project / ISSUE, settings)
+    assert report.stopped.startswith("cannot reach the relay") and report.sent == 0
+    assert set(states(settings).values()) == {"pending"}
+
+
+def test_limit_leaves_the_rest_for_later_and_exits_0(
+    project: Path, start_smtp_server: Callable[..., Server]
+) -> None:
+    server = start_smtp_server(RecordingHandler())
+    env = {**os.environ, **relay_env(server)}
+    run = [sys.executable, "-m", "newsletter"]
+    (project / "list.csv").write_text("email\n" + "".join(f"u{n}@example.org\n" for n in range(5)))
+    subprocess.run([*run, "subscribers", "import", "list.csv"], cwd=project, env=env, check=True)
+    first = subprocess.run(
+        [*run, "send", str(ISSUE), "--yes", "--limit", "3"],
+        cwd=project, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert "sent 3" in first.stdout and "2 left for the next run (--limit)" in first.stdout
+    rest = subprocess.run(
+        [*run, "send", str(ISSUE), "--yes"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert rest.returncode == 0 and "sent 2" in rest.stdout
+    assert len(server.handler.messages) == 5
+
+
+def test_each_test_copy_has_a_new_message_id(settings: Settings) -> None:
+    from newsletter import load_issue
+    from newsletter.send.compose import Composer, Recipient
+
+    composer = Composer(load_issue(SAMPLE_ISSUE, settings), settings, test=True)
+    me = Recipient("me@example.org")
+    assert composer.message_id(me) != composer.message_id(me)

@@ -135,3 +135,21 @@ def test_forget_deletes_the_row(store: Store) -> None:
     assert subscribers.forget(store, "ada@example.org")
     assert subscribers.get(store, "ada@example.org") is None
     assert not subscribers.forget(store, "ada@example.org")
+
+
+def test_non_ascii_token_is_refused_cleanly(store: Store) -> None:
+    with pytest.raises(NewsletterError, match="invalid unsubscribe token"):
+        subscribers.unsubscribe(store, SECRET, "é.x")
+
+
+def test_binary_csv_is_a_clear_error(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_bytes(b"\xff\xfe\x00e\x00m\x00a\x00i\x00l")
+    with pytest.raises(InputError, match=r"list\.csv:\d+: not a readable CSV file"):
+        subscribers.import_csv(store, path)
+
+
+def test_unusable_store_path(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="cannot open the store"):
+        Store(tmp_path / "file" / "store.db")

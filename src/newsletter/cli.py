@@ -184,8 +184,10 @@ def _report(report: SendReport) -> int:
         err.print(
             f"[red]stopped:[/] {escape(report.stopped)}; run the same command again to resume"
         )
-    elif report.deferred or report.remaining:
+    elif report.deferred or (report.remaining and not report.limited):
         err.print("[yellow]some messages were deferred; run the same command again to retry[/]")
+    elif report.remaining:
+        out.print(f"{report.remaining} left for the next run (--limit)", markup=False)
     return 0 if report.ok else 1
 
 

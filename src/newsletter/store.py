@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 import socket
 import sqlite3
 import time
@@ -68,12 +69,14 @@ def utcnow() -> str:
 
 
 def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    # host:pid says who holds it (and lets a dead local holder be detected); the nonce
+    # tells two runs in one process (a web app, say) apart.
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def _alive(owner: str) -> bool:
-    """Whether a lease owner (host:pid) may still be running. Other hosts: assume yes."""
-    host, _, pid = owner.rpartition(":")
+    """Whether a lease owner (host:pid:nonce) may still be running. Other hosts: assume yes."""
+    host, _, pid = owner.rsplit(":", 1)[0].rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return True
     try:
@@ -90,10 +93,13 @@ class Store:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+        try:
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode survives a process kill; only power loss can lose the
@@ -103,7 +109,11 @@ class Store:
             self.db.execute("PRAGMA busy_timeout = 30000")
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            self.db.close()
             raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+        except BaseException:
+            self.db.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
@@ -120,12 +130,15 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     def _migrate(self) -> None:
+        if int(self.db.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION:
+            return  # the common case: no write lock needed just to open the store
         with self.transaction() as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:

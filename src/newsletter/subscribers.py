@@ -102,10 +102,21 @@ def sign_token(secret: str, token_id: str) -> str:
 
 def verify_token(secret: str, token: str) -> str | None:
     """The token id if ``token`` was signed with ``secret``, else None."""
-    token_id, _, _mac = token.strip().partition(".")
-    if not token_id or not hmac.compare_digest(sign_token(secret, token_id), token.strip()):
+    token = token.strip()
+    token_id = token.partition(".")[0]
+    if not token_id or not token.isascii():
+        return None
+    if not hmac.compare_digest(sign_token(secret, token_id), token):
         return None
     return token_id
+
+
+def _insert(db: sqlite3.Connection, address: str, name: str, source: str, now: str) -> None:
+    db.execute(
+        "INSERT INTO subscribers (email, name, status, created, updated, source, token) "
+        "VALUES (?, ?, 'active', ?, ?, ?, ?)",
+        (address, _clean_name(name), now, now, source, _new_token_id()),
+    )
 
 
 def get(store: Store, email: str) -> Subscriber | None:
@@ -122,13 +133,8 @@ def add(store: Store, email: str, name: str = "", source: str = "cli") -> Subscr
     existing = get(store, address)
     if existing:
         raise SubscriberError(f"{existing.email} is already a subscriber ({existing.status})")
-    now = utcnow()
     with store.transaction() as db:
-        db.execute(
-            "INSERT INTO subscribers (email, name, status, created, updated, source, token) "
-            "VALUES (?, ?, 'active', ?, ?, ?, ?)",
-            (address, _clean_name(name), now, now, source, _new_token_id()),
-        )
+        _insert(db, address, name, source, utcnow())
     found = get(store, address)
     assert found is not None
     return found
@@ -207,63 +213,69 @@ def _column(header: list[str], names: tuple[str, ...]) -> str | None:
     return None
 
 
-def import_csv(store: Store, path: Path, source: str | None = None) -> ImportReport:
-    """Import ``email`` (and ``name``) columns; one transaction for the whole file."""
+def _read_rows(path: Path, report: ImportReport) -> list[tuple[int, str, str]]:
+    """Valid (line, address, name) rows of a CSV; problems go to ``report``."""
     try:
         handle = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    report = ImportReport()
+    rows: list[tuple[int, str, str]] = []
     seen: dict[str, int] = {}
     with handle:
         reader = csv.DictReader(handle)
-        header = list(reader.fieldnames or [])
-        email_col = _column(header, _EMAIL_COLUMNS)
-        if email_col is None:
-            raise InputError(
-                f"{path}:1: no 'email' column (found: {', '.join(header) or 'nothing'})"
-            )
-        name_col = _column(header, _NAME_COLUMNS)
-        first_col, last_col = _column(header, _FIRST_COLUMNS), _column(header, _LAST_COLUMNS)
-        now, source = utcnow(), source or f"import:{path.name}"
         try:
-            with store.transaction() as db:
-                for row in reader:
-                    line = reader.line_num
-                    raw = (row.get(email_col) or "").strip()
-                    if name_col:
-                        name = row.get(name_col) or ""
-                    else:
-                        name = f"{row.get(first_col or '') or ''} {row.get(last_col or '') or ''}"
-                    try:
-                        address = normalise_email(raw)
-                    except ValueError as exc:
-                        report.problems.append(f"{path}:{line}: {exc}")
-                        report.invalid += 1
-                        continue
-                    key = address.lower()
-                    if key in seen:
-                        report.problems.append(
-                            f"{path}:{line}: {address} duplicates line {seen[key]}; skipped"
-                        )
-                        continue
-                    seen[key] = line
-                    existing = db.execute(
-                        "SELECT status FROM subscribers WHERE email = ?", (address,)
-                    ).fetchone()
-                    if existing is None:
-                        db.execute(
-                            "INSERT INTO subscribers (email, name, status, created, updated, "
-                            "source, token) VALUES (?, ?, 'active', ?, ?, ?, ?)",
-                            (address, _clean_name(name), now, now, source, _new_token_id()),
-                        )
-                        report.imported += 1
-                    elif existing["status"] == "active":
-                        report.already += 1
-                    else:
-                        report.problems.append(
-                            f"{path}:{line}: {address} is {existing['status']}; not resubscribed"
-                        )
+            header = list(reader.fieldnames or [])
+            email_col = _column(header, _EMAIL_COLUMNS)
+            if email_col is None:
+                found = ", ".join(header) or "nothing"
+                raise InputError(f"{path}:1: no 'email' column (found: {found})")
+            name_col = _column(header, _NAME_COLUMNS)
+            first_col, last_col = _column(header, _FIRST_COLUMNS), _column(header, _LAST_COLUMNS)
+            for row in reader:
+                line = reader.line_num
+                if name_col:
+                    name = row.get(name_col) or ""
+                else:
+                    name = f"{row.get(first_col or '') or ''} {row.get(last_col or '') or ''}"
+                try:
+                    address = normalise_email(row.get(email_col) or "")
+                except ValueError as exc:
+                    report.problems.append(f"{path}:{line}: {exc}")
+                    report.invalid += 1
+                    continue
+                key = address.lower()
+                if key in seen:
+                    report.problems.append(
+                        f"{path}:{line}: {address} duplicates line {seen[key]}; skipped"
+                    )
+                    continue
+                seen[key] = line
+                rows.append((line, address, name))
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InputError(f"{path}:{reader.line_num}: not a readable CSV file: {exc}") from None
+    return rows
+
+
+def import_csv(store: Store, path: Path, source: str | None = None) -> ImportReport:
+    """Import ``email`` (and ``name``) columns; one transaction for the whole file.
+
+    Rows are read and validated first, so the write lock is held only for the inserts.
+    """
+    report = ImportReport()
+    rows = _read_rows(path, report)
+    now, source = utcnow(), source or f"import:{path.name}"
+    with store.transaction() as db:
+        for line, address, name in rows:
+            existing = db.execute(
+                "SELECT status FROM subscribers WHERE email = ?", (address,)
+            ).fetchone()
+            if existing is None:
+                _insert(db, address, name, source, now)
+                report.imported += 1
+            elif existing["status"] == "active":
+                report.already += 1
+            else:
+                report.problems.append(
+                    f"{path}:{line}: {address} is {existing['status']}; not resubscribed"
+                )
     return report

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from .checks import Report, gate
 from .errors import InputError
 from .models import iso_week
-from .send import SendReport, send_issue
+from .send import SendReport, plan, send_issue
 from .settings import Settings
 
 __all__ = ["current_week", "run_weekly"]
@@ -41,7 +41,10 @@ def run_weekly(
             f"{issue_file}: no issue file for {week}; write it (see issues/2023-W25.toml) "
             "before the weekly run"
         )
-    report = gate(issue_file, settings, force=force)
-    if on_checks:
-        on_checks(report)
+    count, _, _ = plan(issue_file, settings)
+    if count:
+        # Checks guard a send; with nothing left to send, a rerun just says so.
+        report = gate(issue_file, settings, force=force)
+        if on_checks:
+            on_checks(report)
     return send_issue(issue_file, settings, on_start=on_start, on_result=on_result, stop=stop)

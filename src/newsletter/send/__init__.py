@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -24,8 +25,8 @@ from ..settings import SAMPLE_SECRET, Settings
 from ..store import Store, utcnow
 from .capture import CaptureServer
 from .compose import Composer, Recipient
-from .deliver import Delivery, Outcome, Target, deliver
-from .smtp import Connection, SmtpError
+from .deliver import PENDING, Delivery, Outcome, deliver
+from .smtp import Connection, ServerFailure, SmtpError, TemporaryFailure
 
 __all__ = ["LeaseHeld", "SendReport", "plan", "send_issue", "send_test"]
 
@@ -56,10 +57,13 @@ class SendReport:
     capture_dir: str = ""
     #: Whether out/<week>/ was (re)built first because it was missing or stale.
     built: bool = False
+    #: --limit was given: recipients left for a later run are expected, not a problem.
+    limited: bool = False
 
     @property
     def ok(self) -> bool:
-        return not (self.failed or self.deferred or self.stopped or self.remaining)
+        left = self.remaining and not self.limited
+        return not (self.failed or self.deferred or self.stopped or left)
 
     @property
     def rate(self) -> float:
@@ -101,22 +105,38 @@ def _check_relay(settings: Settings) -> None:
 
 
 @contextmanager
-def _target(
-    settings: Settings, report: SendReport
-) -> Iterator[tuple[Target, Callable[[Target], Connection]]]:
-    """The relay from config, or a capture server started for this run."""
+def _connections(settings: Settings, report: SendReport) -> Iterator[Callable[[], Connection]]:
+    """A factory of connections to the relay, or to a capture server started for this run.
+
+    One connection is opened first: a relay that cannot be reached, a TLS or login
+    failure stops the run here, before any worker starts, instead of after every
+    message's retries.
+    """
     smtp = settings.smtp
     if smtp.mode == "relay":
-        yield Target(smtp.host, smtp.port), lambda t: Connection(smtp)
+        make: Callable[[], Connection] = lambda: Connection(smtp)  # noqa: E731
+        _probe(make)
+        yield make
         return
     maildir = settings.path(smtp.capture_dir)
     report.capture_dir = str(maildir)
     plain = smtp.model_copy(update={"security": "none", "username": ""})
     with CaptureServer(maildir) as server:
-        yield (
-            Target(server.host, server.port),
-            lambda t: Connection(plain, host=t.host, port=t.port),
-        )
+        yield lambda: Connection(plain, host=server.host, port=server.port)
+
+
+def _probe(make: Callable[[], Connection]) -> None:
+    for attempt in (1, 2):
+        connection = make()
+        try:
+            connection.open()
+            return
+        except TemporaryFailure as exc:
+            if attempt == 2:
+                raise ServerFailure(f"cannot reach the relay: {exc}") from None
+            time.sleep(1.0)
+        finally:
+            connection.close()
 
 
 def plan(issue_path: Path, settings: Settings, show: int = 5) -> tuple[int, list[str], int]:
@@ -176,7 +196,10 @@ def send_issue(
     """Send the issue to every active subscriber who has not had it; safe to rerun."""
     _check_relay(settings)
     issue, out, built = prepare(issue_path, settings)
-    report = SendReport(issue=issue.week, mode=settings.smtp.mode, started=utcnow(), built=built)
+    report = SendReport(
+        issue=issue.week, mode=settings.smtp.mode, started=utcnow(), built=built,
+        limited=limit is not None,
+    )  # fmt: skip
     started = dt.datetime.now(dt.UTC)
     stop = stop or threading.Event()
     with ExitStack() as stack:
@@ -219,22 +242,25 @@ def send_issue(
         report.recipients = min(pending, limit) if limit is not None else pending
         if on_start:
             on_start(report.recipients)
+        outcome = Outcome()
         if report.recipients:
             composer = Composer(issue, settings, Renderer(settings))
-            target, make = stack.enter_context(_target(settings, report))
             smtp = settings.smtp
-            outcome = deliver(
-                Delivery(
-                    store=store, issue=issue.week, composer=composer,
-                    sender=settings.newsletter.from_address, target=target,
-                    make_connection=make, connections=smtp.connections, rate=smtp.rate,
-                    messages_per_connection=smtp.messages_per_connection,
-                    max_attempts=smtp.max_attempts, retry_delay=smtp.retry_delay,
-                    bounce_after=smtp.bounce_after, limit=limit, on_result=on_result, stop=stop,
-                )
-            )  # fmt: skip
-        else:
-            outcome = Outcome()
+            try:
+                make = stack.enter_context(_connections(settings, report))
+            except SmtpError as exc:
+                outcome.stopped = str(exc)
+            else:
+                outcome = deliver(
+                    Delivery(
+                        store=store, issue=issue.week, owner=owner, composer=composer,
+                        sender=settings.newsletter.from_address, make_connection=make,
+                        connections=smtp.connections, rate=smtp.rate,
+                        max_attempts=smtp.max_attempts, retry_delay=smtp.retry_delay,
+                        bounce_after=smtp.bounce_after, limit=limit, on_result=on_result,
+                        stop=stop,
+                    )
+                )  # fmt: skip
         if lost.is_set():
             outcome.stopped = outcome.stopped or "the send lease was lost"
         _fill(report, outcome, store, issue.week)
@@ -256,7 +282,8 @@ def _refuse_header_injection(store: Store) -> None:
     if row:
         raise InputError(
             f"subscriber {row['email']!r} has a line break in their name or address; "
-            "fix it (newsletter subscribers remove/add) before sending"
+            "fix it in the store, or `newsletter subscribers remove --forget` and add "
+            "them again, before sending"
         )
 
 
@@ -264,11 +291,7 @@ def _fill(report: SendReport, outcome: Outcome, store: Store, week: str) -> None
     report.sent, report.failed, report.deferred = outcome.sent, outcome.failed, outcome.deferred
     report.stopped = outcome.stopped
     report.failures = [{"email": e, "reply": r} for e, r in outcome.failures]
-    report.remaining = store.db.execute(
-        "SELECT COUNT(*) FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
-        "WHERE d.issue = ? AND d.state = 'pending' AND s.status = 'active'",
-        (week,),
-    ).fetchone()[0]
+    report.remaining = store.db.execute(f"SELECT COUNT(*) {PENDING}", (week,)).fetchone()[0]
 
 
 def send_test(issue_path: Path, settings: Settings, addresses: list[str]) -> SendReport:
@@ -283,8 +306,8 @@ def send_test(issue_path: Path, settings: Settings, addresses: list[str]) -> Sen
         raise NewsletterError(f"--test: {exc}") from None
     report = SendReport(issue=issue.week, mode=settings.smtp.mode, started=utcnow())
     composer = Composer(issue, settings, test=True)
-    with _target(settings, report) as (target, make):
-        connection = make(target)
+    with _connections(settings, report) as make:
+        connection = make()
         try:
             for recipient in recipients:
                 try:

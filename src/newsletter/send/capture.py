@@ -15,20 +15,29 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from ..errors import ConfigError
+
 __all__ = ["CaptureServer"]
 
 
 class _MaildirHandler:
     def __init__(self, maildir: Path) -> None:
-        self.box = mailbox.Maildir(maildir, create=True)
+        try:
+            self.box = mailbox.Maildir(maildir, create=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"[smtp] capture_dir {maildir}: cannot create: {exc.strerror}"
+            ) from None
         self.lock = threading.Lock()
-        self.received = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content = envelope.original_content or envelope.content
-        with self.lock:
-            self.box.add(content)
-            self.received += 1
+        try:
+            with self.lock:
+                self.box.add(content)
+        except OSError as exc:
+            # Temporary: the message stays pending and a later run retries it.
+            return f"451 4.3.0 cannot store the message: {exc.strerror}"
         return "250 2.0.0 Message captured"
 
 

@@ -149,10 +149,12 @@ class Composer:
 
     def message_id(self, recipient: Recipient) -> str:
         """Stable per issue and recipient, so a resend after a crash can be de-duplicated."""
+        if self.test:
+            # Each test copy is new: a repeated Message-ID would be dropped by Gmail.
+            return f"<test.{self.issue.week}.{secrets.token_hex(8)}@{self.domain}>"
         key = f"{self.issue.week}:{recipient.subscriber_id}:{recipient.email.lower()}"
         digest = hmac.new(self.secret.encode(), key.encode(), hashlib.sha256).hexdigest()[:16]
-        prefix = "test." if self.test else ""
-        return f"<{prefix}{self.issue.week}.{digest}@{self.domain}>"
+        return f"<{self.issue.week}.{digest}@{self.domain}>"
 
     def unsubscribe_url(self, recipient: Recipient) -> str:
         token = sign_token(self.secret, recipient.token_id) if recipient.token_id else "test"

@@ -11,28 +11,30 @@ from __future__ import annotations
 
 import queue
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from ..errors import NewsletterError
 from ..store import Store, utcnow
 from .compose import Composer, Recipient
-from .smtp import Connection, PermanentFailure, ServerFailure, SmtpError, TemporaryFailure
+from .smtp import Connection, PermanentFailure, TemporaryFailure
 
-__all__ = ["Delivery", "Outcome", "Target", "deliver"]
+__all__ = ["Delivery", "LedgerError", "Outcome", "deliver", "pending_recipients"]
 
 #: Longest pause between two tries of one message.
 MAX_BACKOFF = 300.0
 
+#: SQL for "still to send": the row is pending and the subscriber still active.
+PENDING = (
+    "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+    "WHERE d.issue = ? AND d.state = 'pending' AND s.status = 'active'"
+)
 
-@dataclass(frozen=True)
-class Target:
-    """Where messages go: the relay from config, or the capture server's port."""
 
-    host: str
-    port: int
+class LedgerError(NewsletterError):
+    """Results can no longer be recorded: the run must stop."""
 
 
 @dataclass
@@ -56,32 +58,37 @@ class _Result:
     message_id: str
     bounce: bool = False
     done: threading.Event = field(default_factory=threading.Event)
+    committed: bool = False
 
 
 class _LedgerWriter(threading.Thread):
     """Group commit: workers hand results over and wait until they are durable.
 
     One writer connection avoids lock contention between workers; batching many
-    results per transaction keeps thousands of messages per second affordable.
+    results per transaction keeps thousands of messages per second affordable. Each
+    transaction also checks that this run still holds the issue's lease, so a run that
+    lost it (stalled, then overtaken) stops within one message per connection.
     """
 
-    def __init__(self, store_path: str, issue: str, bounce_after: int) -> None:
+    def __init__(self, store_path: str, issue: str, owner: str, bounce_after: int) -> None:
         super().__init__(name="ledger", daemon=True)
-        self.store_path, self.issue, self.bounce_after = store_path, issue, bounce_after
+        self.store_path, self.issue, self.owner = store_path, issue, owner
+        self.bounce_after = bounce_after
         self.cond = threading.Condition()
         self.pending: list[_Result] = []
         self.closing = False
-        self.error: BaseException | None = None
+        self.error: str = ""
 
     def record(self, result: _Result) -> None:
+        """Hand over a result and wait until it is committed; LedgerError if it cannot be."""
         with self.cond:
-            if self.error is not None:
-                raise RuntimeError("the ledger writer failed") from self.error
+            if self.error:
+                raise LedgerError(self.error)
             self.pending.append(result)
             self.cond.notify()
         result.done.wait()
-        if self.error is not None:
-            raise RuntimeError("the ledger writer failed") from self.error
+        if not result.committed:
+            raise LedgerError(self.error or "the ledger writer stopped")
 
     def close(self) -> None:
         with self.cond:
@@ -89,31 +96,43 @@ class _LedgerWriter(threading.Thread):
             self.cond.notify()
         self.join()
 
-    def run(self) -> None:
-        store = Store(self.store_path)
-        try:
-            while True:
-                with self.cond:
-                    while not self.pending and not self.closing:
-                        self.cond.wait()
-                    batch, self.pending = self.pending, []
-                    if not batch and self.closing:
-                        return
-                try:
-                    self._write(store.db, batch)
-                except BaseException as exc:
-                    self.error = exc
-                    raise
-                finally:
-                    for result in batch:
-                        result.done.set()
-        finally:
-            store.close()
+    def _fail(self, message: str, batch: list[_Result]) -> None:
+        # Release everyone waiting, now and later: nothing may hang on a dead writer.
+        with self.cond:
+            self.error = message
+            waiting, self.pending = self.pending, []
+        for result in batch + waiting:
+            result.done.set()
 
-    def _write(self, db: sqlite3.Connection, batch: list[_Result]) -> None:
-        now = utcnow()
-        db.execute("BEGIN IMMEDIATE")
+    def run(self) -> None:
+        batch: list[_Result] = []
         try:
+            with Store(self.store_path) as store:
+                while True:
+                    with self.cond:
+                        while not self.pending and not self.closing:
+                            self.cond.wait()
+                        batch, self.pending = self.pending, []
+                        if not batch and self.closing:
+                            return
+                    self._write(store, batch)
+                    for result in batch:
+                        result.committed = True
+                        result.done.set()
+                    batch = []
+        except NewsletterError as exc:
+            self._fail(str(exc), batch)
+        except Exception as exc:
+            self._fail(f"cannot record results in the store: {exc}", batch)
+
+    def _write(self, store: Store, batch: list[_Result]) -> None:
+        now = utcnow()
+        with store.transaction() as db:
+            row = db.execute(
+                "SELECT lease_owner FROM campaigns WHERE issue = ?", (self.issue,)
+            ).fetchone()
+            if row is None or row["lease_owner"] != self.owner:
+                raise LedgerError(f"another run took over the send of {self.issue}; stopping")
             db.executemany(
                 "UPDATE deliveries SET state = ?, reply = ?, attempts = attempts + ?, "
                 "message_id = ?, updated = ? WHERE issue = ? AND subscriber_id = ?",
@@ -128,10 +147,6 @@ class _LedgerWriter(threading.Thread):
                 "WHERE id = ?",
                 [(now, self.bounce_after, r.subscriber_id) for r in batch if r.bounce],
             )
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
 
 class _RateLimit:
@@ -159,13 +174,13 @@ class Delivery:
 
     store: Store
     issue: str
+    #: This run's lease owner: results are only recorded while it holds the lease.
+    owner: str
     composer: Composer
     sender: str
-    target: Target
-    make_connection: Callable[[Target], Connection]
+    make_connection: Callable[[], Connection]
     connections: int
     rate: float
-    messages_per_connection: int
     max_attempts: int
     retry_delay: float
     bounce_after: int
@@ -174,16 +189,13 @@ class Delivery:
     stop: threading.Event = field(default_factory=threading.Event)
 
 
-def _pending(store: Store, issue: str, batch: int = 100) -> Iterator[Recipient]:
-    """Pending recipients in id order, read in small batches so that someone who
-    unsubscribes during the run is skipped, and memory stays flat for any list size."""
+def pending_recipients(store: Store, issue: str, batch: int = 100) -> Iterator[Recipient]:
+    """Pending recipients in id order, read in small batches: memory stays flat for any
+    list size."""
     last = 0
     while True:
         rows = store.db.execute(
-            "SELECT s.id, s.email, s.name, s.token FROM deliveries d "
-            "JOIN subscribers s ON s.id = d.subscriber_id "
-            "WHERE d.issue = ? AND d.state = 'pending' AND s.status = 'active' AND s.id > ? "
-            "ORDER BY s.id LIMIT ?",
+            f"SELECT s.id, s.email, s.name, s.token {PENDING} AND s.id > ? ORDER BY s.id LIMIT ?",
             (issue, last, batch),
         ).fetchall()
         if not rows:
@@ -199,7 +211,7 @@ def deliver(run: Delivery) -> Outcome:
     # Re-entrant: stop() is also called while the counters are being updated.
     lock = threading.RLock()
     jobs: queue.Queue[Recipient | None] = queue.Queue(maxsize=run.connections * 4)
-    writer = _LedgerWriter(str(run.store.path), run.issue, run.bounce_after)
+    writer = _LedgerWriter(str(run.store.path), run.issue, run.owner, run.bounce_after)
     writer.start()
     limiter = _RateLimit(run.rate)
     # Consecutive messages that exhausted their retries: the relay itself is failing.
@@ -210,77 +222,77 @@ def deliver(run: Delivery) -> Outcome:
             outcome.stopped = outcome.stopped or reason
         run.stop.set()
 
-    def attempt(connection: Connection, recipient: Recipient, data: bytes) -> _Result:
+    def attempt(connection: Connection, recipient: Recipient) -> _Result:
+        data = run.composer.wire(recipient)
         message_id = run.composer.message_id(recipient)
-        last = ""
-        for number in range(1, run.max_attempts + 1):
-            if run.stop.is_set() and number > 1:
-                break
+        last, tries = "", 0
+        while tries < run.max_attempts and not (tries and run.stop.is_set()):
+            tries += 1
             try:
                 reply = connection.send(run.sender, recipient.email, data)
                 return _Result(
-                    recipient.subscriber_id, recipient.email, "sent", str(reply), number, message_id
+                    recipient.subscriber_id, recipient.email, "sent", str(reply), tries, message_id
                 )
             except PermanentFailure as exc:
                 return _Result(
-                    recipient.subscriber_id, recipient.email, "failed", str(exc), number,
+                    recipient.subscriber_id, recipient.email, "failed", str(exc), tries,
                     message_id, bounce=exc.stage == "rcpt",
                 )  # fmt: skip
             except TemporaryFailure as exc:
                 last = str(exc)
                 connection.close()
-                if number < run.max_attempts:
-                    delay = run.retry_delay * 2 ** (number - 1) * random.uniform(0.5, 1.5)
+                if tries < run.max_attempts:
+                    delay = run.retry_delay * 2 ** (tries - 1) * random.uniform(0.5, 1.5)
                     run.stop.wait(min(delay, MAX_BACKOFF))
-        return _Result(
-            recipient.subscriber_id, recipient.email, "pending", last, run.max_attempts, message_id
-        )
+        return _Result(recipient.subscriber_id, recipient.email, "pending", last, tries, message_id)
+
+    def count(result: _Result) -> None:
+        with lock:
+            if result.state == "sent":
+                outcome.sent += 1
+                streak[0] = 0
+            elif result.state == "failed":
+                outcome.failed += 1
+                outcome.failures.append((result.email, result.reply))
+            else:
+                outcome.deferred += 1
+                streak[0] += 0 if run.stop.is_set() else 1
+                if streak[0] >= run.connections:
+                    stop(f"the relay keeps failing: {result.reply}")
 
     def worker() -> None:
-        connection = run.make_connection(run.target)
-        try:
-            while True:
-                recipient = jobs.get()
-                if recipient is None or run.stop.is_set():
-                    return
-                limiter.wait()
-                data = run.composer.wire(recipient)
-                try:
-                    result = attempt(connection, recipient, data)
-                except ServerFailure as exc:
-                    stop(str(exc))
-                    return
-                writer.record(result)
-                with lock:
-                    if result.state == "sent":
-                        outcome.sent += 1
-                        streak[0] = 0
-                    elif result.state == "failed":
-                        outcome.failed += 1
-                        outcome.failures.append((result.email, result.reply))
-                    else:
-                        outcome.deferred += 1
-                        streak[0] += 1
-                        if streak[0] >= run.connections:
-                            stop(f"the relay keeps failing: {result.reply}")
-                if run.on_result:
-                    run.on_result(result.state == "sent")
-                if connection.sent >= run.messages_per_connection:
-                    connection.close()
-        except SmtpError as exc:
-            stop(str(exc))
-        except BaseException as exc:
-            stop(f"internal error: {exc!r}")
-            raise
-        finally:
-            connection.close()
+        connection = run.make_connection()
+        # Its own read connection: the status is read just before sending, so someone who
+        # unsubscribes while the run is going is skipped even if already queued.
+        with Store(run.store.path) as store:
+            try:
+                while (recipient := jobs.get()) is not None and not run.stop.is_set():
+                    status = store.db.execute(
+                        "SELECT status FROM subscribers WHERE id = ?", (recipient.subscriber_id,)
+                    ).fetchone()
+                    if status is None or status[0] != "active":
+                        continue
+                    limiter.wait()
+                    result = attempt(connection, recipient)
+                    writer.record(result)
+                    count(result)
+                    if run.on_result:
+                        run.on_result(result.state == "sent")
+                    if connection.needs_reconnect:
+                        connection.close()
+            except NewsletterError as exc:  # ServerFailure, LedgerError, DKIM or input errors
+                stop(str(exc))
+            except Exception as exc:
+                stop(f"internal error: {exc!r}")
+            finally:
+                connection.close()
 
     threads = [threading.Thread(target=worker, name=f"smtp-{n}") for n in range(run.connections)]
     for thread in threads:
         thread.start()
     try:
-        for count, recipient in enumerate(_pending(run.store, run.issue)):
-            if run.limit is not None and count >= run.limit:
+        for number, recipient in enumerate(pending_recipients(run.store, run.issue)):
+            if run.limit is not None and number >= run.limit:
                 break
             while not run.stop.is_set():
                 try:
@@ -293,13 +305,12 @@ def deliver(run: Delivery) -> Outcome:
     finally:
         for _ in threads:
             # Workers may have stopped early: never block on a full queue.
-            while True:
+            while any(t.is_alive() for t in threads):
                 try:
                     jobs.put(None, timeout=0.2)
                     break
                 except queue.Full:
-                    if not any(t.is_alive() for t in threads):
-                        break
+                    continue
         for thread in threads:
             thread.join()
         writer.close()
