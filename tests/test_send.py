@@ -469,3 +469,21 @@ def test_each_test_copy_has_a_new_message_id(settings: Settings) -> None:
     composer = Composer(load_issue(SAMPLE_ISSUE, settings), settings, test=True)
     me = Recipient("me@example.org")
     assert composer.message_id(me) != composer.message_id(me)
+
+
+def test_password_in_clear_to_a_remote_relay_is_refused(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "NEWSLETTER_SMTP__MODE": "relay",
+        "NEWSLETTER_SMTP__HOST": "smtp.example.net",
+        "NEWSLETTER_SMTP__SECURITY": "none",
+        "NEWSLETTER_SMTP__USERNAME": "newsletter",
+        "NEWSLETTER_SMTP__PASSWORD": "hunter2",
+        "NEWSLETTER_SECURITY__SECRET": SECRET,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(NewsletterError, match="password in clear") as info:
+        send_issue(project / ISSUE, load_settings(project / "config.toml"))
+    assert "hunter2" not in str(info.value)

@@ -146,11 +146,20 @@ def _progress() -> tuple[Any, Callable[[int], None], Callable[[bool], None]]:
 
 @contextlib.contextmanager
 def _stop_on_signals() -> Iterator[threading.Event]:
-    """SIGTERM/SIGINT finish the messages in flight, record them, then stop."""
+    """SIGTERM/SIGINT finish the messages in flight, record them, then stop.
+
+    A second signal is not caught: it ends the process at once (the ledger still holds,
+    at the cost of the messages in flight).
+    """
     stop = threading.Event()
-    previous = {}
+    previous: dict[signal.Signals, Any] = {}
+
+    def first(sig: int, frame: Any) -> None:
+        stop.set()
+        signal.signal(sig, previous[signal.Signals(sig)])
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, lambda *_: stop.set())
+        previous[sig] = signal.signal(sig, first)
     try:
         yield stop
     finally:

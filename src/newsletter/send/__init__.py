@@ -94,13 +94,19 @@ def prepare(issue_path: Path, settings: Settings) -> tuple[Issue, Path, bool]:
 
 
 def _check_relay(settings: Settings) -> None:
-    if (
-        settings.smtp.mode == "relay"
-        and settings.security.secret.get_secret_value() == SAMPLE_SECRET
-    ):
+    smtp = settings.smtp
+    if smtp.mode != "relay":
+        return
+    if settings.security.secret.get_secret_value() == SAMPLE_SECRET:
         raise ConfigError(
             "[security] secret is still the sample value; set a long random secret "
             "(NEWSLETTER_SECURITY__SECRET) before sending through a relay"
+        )
+    loopback = smtp.host in ("localhost", "127.0.0.1", "::1")
+    if smtp.username and smtp.security == "none" and not loopback:
+        raise ConfigError(
+            "[smtp] security = none with a username would send the password in clear "
+            f"to {smtp.host}; use starttls or tls"
         )
 
 
