@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -157,3 +158,35 @@ def test_timeout_and_unresolvable_name() -> None:
 
 def test_nothing_to_check() -> None:
     assert check_links([]) == []
+
+
+def test_check_links_option_reports_through_the_check_command(base: str, tmp_path: Path) -> None:
+    """`newsletter check --links` end to end: stories pointing at the local server."""
+    import shutil
+
+    from newsletter import load_settings
+    from newsletter.checks import check_issue
+    from tests.conftest import ROOT, SAMPLE_ISSUE
+
+    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+    text = SAMPLE_ISSUE.read_text()
+    for old, path in (
+        ("https://newsroom.example.org/news/2023/06/21/armed-forces-green-and-strong", "/missing"),
+        ("https://newsroom.example.org/news/2023/06/20/exercise-air-defender-germany", "/moved"),
+        ("https://newsroom.example.org/news/2023/06/19/germany-contributions", "/ok"),
+    ):
+        text = text.replace(old, base + path)
+    (tmp_path / "issue.toml").write_text(text)
+    settings = load_settings(tmp_path / "config.toml")
+    allowed = settings.checks.model_copy(update={"allowed_hosts": ["*.example.org", "127.0.0.1"]})
+    settings = settings.model_copy(update={"checks": allowed})
+    report = check_issue(tmp_path / "issue.toml", settings, network=True)
+    found = {(f.value, f.severity) for f in report.findings if f.check == "links-reachable"}
+    assert (base + "/missing", "error") in found
+    assert (base + "/moved", "info") in found
+    assert not any(value == base + "/ok" for value, _ in found)
+    # Without --links, no request is made.
+    before = len(Handler.seen)
+    offline = check_issue(tmp_path / "issue.toml", settings)
+    assert "links-reachable" not in {f.check for f in offline.findings}
+    assert len(Handler.seen) == before
