@@ -29,11 +29,13 @@ from rich.table import Table
 from . import __version__, subscribers
 from .build import GMAIL_CLIP_BYTES, build_issue
 from .checks import ChecksFailed, Finding, Report, Severity, check_issue, gate
+from .collect import SourceReport, collect, collect_source
+from .curate import draft_issue, list_items
 from .errors import NewsletterError
 from .send import SendReport, plan, send_issue, send_test
-from .settings import DEFAULT_CONFIG, Settings, load_settings
+from .settings import DEFAULT_CONFIG, Settings, SourceSettings, load_settings
 from .store import Store
-from .weekly import run_weekly
+from .weekly import current_week, run_weekly
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -446,6 +448,179 @@ def subscribers_export(status: str | None, as_json: bool, settings: Settings) ->
         )
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _source_line(result: SourceReport) -> None:
+    if result.error:
+        err.print(f"[red]{escape(result.source)}: failed:[/] {escape(result.error)}")
+        return
+    if result.not_modified:
+        out.print(f"{result.source}: not modified since the last collect", markup=False)
+        return
+    out.print(
+        f"{result.source}: {result.new} new, {result.updated} updated, "
+        f"{result.unchanged} unchanged",
+        markup=False,
+    )
+    for problem in result.problems:
+        err.print(f"  skipped: {problem}", markup=False)
+
+
+@cli.command(name="collect")
+@click.option("--source", "only", help="Collect this source only (its `name` in config).")
+@with_settings
+def collect_command(only: str | None, settings: Settings) -> None:
+    """Collect every source in [[sources]] into the item library.
+
+    Re-collecting updates changed items in place and never duplicates them. A source
+    that fails is reported; the others are still collected (exit code 1).
+
+    \b
+    Example:
+        newsletter collect
+        newsletter collect --source newsroom
+    """
+    if not settings.sources:
+        raise NewsletterError("no [[sources]] in the config; see the README, or use `import`")
+    report = collect(settings, only, on_source=_source_line)
+    raise SystemExit(1 if report.failed else 0)
+
+
+@cli.command(name="import")
+@click.argument("location")
+@click.option(
+    "--type",
+    "kind",
+    type=click.Choice(["feed", "page", "text"]),
+    required=True,
+    help="What LOCATION is.",
+)
+@click.option("--name", help="Source name recorded on the items [default: the file or host].")
+@click.option(
+    "--selector",
+    "selectors",
+    multiple=True,
+    metavar="KEY=CSS",
+    help="For --type page: item=..., title=..., link=..., date=..., summary=..., image=...",
+)
+@with_settings
+def import_command(
+    location: str, kind: str, name: str | None, selectors: tuple[str, ...], settings: Settings
+) -> None:
+    """One-off import of a feed, a newsroom page or copied text (a path or a URL).
+
+    \b
+    Examples:
+        newsletter import examples/nato-newsroom-2023-06-23.txt --type text
+        newsletter import https://www.example.org/feed.xml --type feed
+    """
+    parsed_selectors = dict(s.split("=", 1) for s in selectors if "=" in s)
+    default_name = Path(location).stem if "://" not in location else location.split("/")[2]
+    source = SourceSettings(
+        name=name or default_name, type=kind,
+        location=location if "://" in location else str(Path(location).resolve()),
+        selectors=parsed_selectors,
+    )  # fmt: skip
+    with Store(settings.store_path) as store:
+        result = collect_source(source, settings, store)
+    _source_line(result)
+    raise SystemExit(1 if result.error else 0)
+
+
+@cli.command(name="items")
+@click.option("--week", help="Only items published in this ISO week, e.g. 2023-W25.")
+@click.option("--source", help="Only items from this source.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+@with_settings
+def items_command(week: str | None, source: str | None, as_json: bool, settings: Settings) -> None:
+    """List the item library.
+
+    \b
+    Example:
+        newsletter items --week 2023-W25
+    """
+    with Store(settings.store_path) as store:
+        rows = list_items(store, week=week, source=source)
+    fields = ("id", "title", "url", "summary", "published", "kind", "section", "author", "source")
+    records = [
+        {k: row[k] for k in fields} | {"image": row["image_url"], "pinned": bool(row["pinned"])}
+        for row in rows
+    ]
+    if as_json:
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+        return
+    if not out.is_terminal:
+        for r in records:
+            out.print(
+                "\t".join(
+                    str(r[k] or "") for k in ("id", "published", "kind", "section", "title", "url")
+                ),
+                markup=False,
+            )
+        return
+    table = Table("id", "published", "kind", "section", "title", "url", box=None)
+    for r in records:
+        table.add_row(
+            *(
+                escape(str(r[k] or ""))
+                for k in ("id", "published", "kind", "section", "title", "url")
+            )
+        )
+    out.print(table)
+    out.print(f"{len(records)} items", markup=False)
+
+
+@cli.command(name="pin")
+@click.argument("item_id")
+@click.option("--unpin", is_flag=True, help="Remove the pin.")
+@with_settings
+def pin_command(item_id: str, unpin: bool, settings: Settings) -> None:
+    """Pin an item (see `newsletter items`) so that `draft` takes it first.
+
+    \b
+    Example:
+        newsletter pin 3f2a9c1b7d0e
+    """
+    with Store(settings.store_path) as store, store.transaction() as db:
+        changed = db.execute(
+            "UPDATE items SET pinned = ? WHERE id = ?", (0 if unpin else 1, item_id)
+        ).rowcount
+    if not changed:
+        raise NewsletterError(f"{item_id}: no such item (see `newsletter items`)")
+    out.print(f"{item_id} {'unpinned' if unpin else 'pinned'}", markup=False)
+
+
+@cli.command(name="draft")
+@click.option("--week", help="ISO week such as 2023-W25 [default: this week].")
+@with_settings
+def draft_command(week: str | None, settings: Settings) -> None:
+    """Propose issues/<week>.toml from the week's items in the library.
+
+    Never overwrites an issue file: if one exists, the proposal is written beside it
+    as <week>.new.toml.
+
+    \b
+    Example:
+        newsletter draft --week 2023-W25
+    """
+    draft = draft_issue(settings, week or current_week())
+    count = (1 if draft.lead is not None else 0) + sum(len(i) for _, i in draft.sections)
+    where = _display(draft.path)
+    if draft.beside:
+        out.print(
+            f"{draft.week}.toml exists and may hold edits: wrote the draft to {where}", markup=False
+        )
+    else:
+        out.print(
+            f"Drafted {where}: {count} stories in {len(draft.sections)} sections", markup=False
+        )
+    for skipped in draft.skipped:
+        out.print(f"  left out: {skipped}", markup=False)
+    if draft.without_url:
+        err.print(
+            f"[yellow]{draft.without_url} stories have no URL:[/] add them where the file says "
+            "NEEDS A URL before building"
+        )
 
 
 _STYLE = {"error": "red", "warning": "yellow", "info": "blue"}

@@ -164,6 +164,65 @@ class DkimSettings(_Section):
     key_file: Path | None = Field(default=None, description="PEM private key.")
 
 
+class SourceSettings(_Section):
+    name: str = Field(description="A short name, used by `collect --source` and in the library.")
+    type: Literal["feed", "page", "text"] = Field(description="feed, page or text.")
+    location: str = Field(description="URL, or a path relative to the config file.")
+    kind: str = Field(default="news", description="Kind for items that do not say.")
+    section: str = Field(default="", description="Section the items go to in a draft.")
+    selectors: dict[str, str] = Field(
+        default_factory=dict,
+        description="For type page: CSS selectors item, title, link, date, summary, image.",
+    )
+
+
+class DraftSection(_Section):
+    title: str
+    kinds: list[str] = Field(description="Item kinds that go to this section.")
+    limit: int = Field(default=8, ge=1, description="At most this many items.")
+
+
+def _default_sections() -> list[DraftSection]:
+    return [
+        DraftSection(title="News", kinds=["news"], limit=8),
+        DraftSection(title="Video", kinds=["video", "audio"], limit=3),
+        DraftSection(title="Further reading", kinds=["feature", "review", "opinion"], limit=6),
+    ]
+
+
+class DraftSettings(_Section):
+    lead: bool = Field(default=True, description="Pick a lead story.")
+    sections: list[DraftSection] = Field(default_factory=_default_sections)
+    timezone: str = Field(
+        default="UTC", description="Time zone that decides which week a story falls in."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            message = f"unknown time zone {value!r} (use a name like Europe/Brussels)"
+            raise ValueError(message) from None
+        return value
+
+
+class CollectSettings(_Section):
+    timeout: float = Field(default=20.0, gt=0, description="Seconds per HTTP request.")
+    max_bytes: int = Field(default=5_000_000, gt=0, description="Largest response accepted.")
+    max_redirects: int = Field(default=5, ge=0, description="Redirects followed per request.")
+    user_agent: str = Field(
+        default="newsletter-collect/0.1 (+https://newsletter.example.org/)",
+        description="User-Agent sent with every request; name your organisation.",
+    )
+    same_title_days: int = Field(
+        default=3, ge=0, description="Same normalised title within this many days = same story."
+    )
+
+
 Severity = Literal["error", "warning", "info"]
 
 
@@ -196,6 +255,9 @@ class Settings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
     dkim: DkimSettings = DkimSettings()
     checks: ChecksSettings = ChecksSettings()
+    sources: list[SourceSettings] = Field(default_factory=list)
+    collect: CollectSettings = CollectSettings()
+    draft: DraftSettings = DraftSettings()
 
     #: Folder holding the config file; relative paths are resolved against it.
     root: Path = Field(default=Path("."), exclude=True)

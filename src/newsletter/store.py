@@ -60,6 +60,41 @@ _MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX deliveries_pending ON deliveries(issue, state, subscriber_id);
     """,
+    # 2: the item library (collect, draft).
+    """
+    CREATE TABLE items (
+        id TEXT PRIMARY KEY,
+        url TEXT UNIQUE,
+        original_url TEXT,
+        title TEXT NOT NULL,
+        norm_title TEXT NOT NULL,
+        summary TEXT NOT NULL DEFAULT '',
+        published TEXT,
+        updated TEXT,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        source TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'news',
+        section TEXT NOT NULL DEFAULT '',
+        author TEXT NOT NULL DEFAULT '',
+        image_url TEXT,
+        image_alt TEXT NOT NULL DEFAULT '',
+        pinned INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX items_published ON items(published);
+    CREATE INDEX items_norm_title ON items(norm_title);
+    CREATE TABLE source_state (
+        source TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT,
+        fetched TEXT
+    );
+    CREATE TABLE issue_items (
+        issue TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        PRIMARY KEY (issue, item_id)
+    ) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -229,6 +229,11 @@ def send_issue(
 
         _refuse_header_injection(store)
         with store.transaction() as db:
+            # Which stories this issue carries: `draft` never proposes them again.
+            db.executemany(
+                "INSERT OR IGNORE INTO issue_items (issue, item_id) VALUES (?, ?)",
+                [(issue.week, item.id) for item in issue.items()],
+            )
             # New active subscribers join a resumed run; unsubscribed ones are skipped later.
             db.execute(
                 "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, updated) "

@@ -1,0 +1,186 @@
+"""Draft stage: the week's items in the library -> a proposed ``issues/<week>.toml``.
+
+The draft is a starting point that people edit, so it never overwrites an issue file:
+if one exists, the proposal goes to ``<week>.new.toml`` beside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .build import write_atomic
+from .errors import InputError
+from .models import PREHEADER_MAX
+from .settings import DraftSection, Settings
+from .store import Store
+
+__all__ = ["Draft", "draft_issue", "list_items", "week_range"]
+
+
+def week_range(week: str) -> tuple[dt.date, dt.date]:
+    """``2023-W25`` -> (Monday 19 June, Sunday 25 June 2023)."""
+    try:
+        year, number = week.split("-W")
+        monday = dt.date.fromisocalendar(int(year), int(number), 1)
+    except ValueError:
+        raise InputError(f"--week {week!r}: not an ISO week such as 2023-W25") from None
+    return monday, monday + dt.timedelta(days=6)
+
+
+def list_items(
+    store: Store, *, week: str | None = None, source: str | None = None
+) -> list[sqlite3.Row]:
+    query, args = "SELECT * FROM items WHERE 1 = 1", []
+    if week:
+        start, end = week_range(week)
+        query += " AND published BETWEEN ? AND ?"
+        args += [start.isoformat(), end.isoformat()]
+    if source:
+        query += " AND source = ?"
+        args.append(source)
+    return store.db.execute(query + " ORDER BY published DESC, first_seen DESC", args).fetchall()
+
+
+@dataclass
+class Draft:
+    week: str
+    path: Path
+    lead: sqlite3.Row | None = None
+    sections: list[tuple[str, list[sqlite3.Row]]] = field(default_factory=list)
+    #: Items of the week left out, and why.
+    skipped: list[str] = field(default_factory=list)
+    #: Items that need a URL before the issue can be built.
+    without_url: int = 0
+    #: True when an issue file existed, so the draft went to <week>.new.toml.
+    beside: bool = False
+
+
+def _section_for(row: sqlite3.Row, sections: list[DraftSection]) -> DraftSection | None:
+    titles = {s.title.casefold(): s for s in sections}
+    if row["section"] and row["section"].casefold() in titles:
+        return titles[row["section"].casefold()]
+    for section in sections:
+        if row["kind"] in section.kinds:
+            return section
+    return None
+
+
+def _select(store: Store, settings: Settings, week: str) -> Draft:
+    start, end = week_range(week)
+    rows = store.db.execute(
+        "SELECT * FROM items WHERE published BETWEEN ? AND ? AND id NOT IN "
+        "(SELECT item_id FROM issue_items WHERE issue != ?) "
+        "ORDER BY pinned DESC, published DESC, first_seen DESC",
+        (start.isoformat(), end.isoformat(), week),
+    ).fetchall()
+    sent = store.db.execute(
+        "SELECT COUNT(*) FROM items i JOIN issue_items s ON s.item_id = i.id "
+        "WHERE s.issue != ? AND i.published BETWEEN ? AND ?",
+        (week, start.isoformat(), end.isoformat()),
+    ).fetchone()[0]
+    draft = Draft(week, settings.issues_dir / f"{week}.toml")
+    if sent:
+        draft.skipped.append(f"{sent} items of the week went out in an earlier issue")
+    sections = settings.draft.sections
+    if settings.draft.lead and rows:
+        # Pinned first; otherwise the newest story with a picture, else the newest story.
+        pinned = [r for r in rows if r["pinned"]]
+        pictured = [r for r in rows if r["image_url"] and r["kind"] == "news"]
+        draft.lead = (pinned or pictured or rows)[0]
+    chosen: dict[str, list[sqlite3.Row]] = {s.title: [] for s in sections}
+    for row in rows:
+        if draft.lead is not None and row["id"] == draft.lead["id"]:
+            continue
+        section = _section_for(row, sections)
+        if section is None:
+            draft.skipped.append(f"{row['title']!r}: kind {row['kind']!r} has no section")
+        elif len(chosen[section.title]) >= section.limit:
+            draft.skipped.append(f"{row['title']!r}: {section.title} is full ({section.limit})")
+        else:
+            chosen[section.title].append(row)
+    draft.sections = [(title, items) for title, items in chosen.items() if items]
+    return draft
+
+
+def _toml(value: object) -> str:
+    # JSON string escapes are valid TOML basic-string escapes.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _item_lines(row: sqlite3.Row, table: str) -> list[str]:
+    lines = [f"[{table}]"]
+    if not row["url"]:
+        lines.append("# NEEDS A URL: the source gave none; paste the story's web address.")
+    lines += [
+        f"id = {_toml(row['id'])}",
+        f"title = {_toml(row['title'])}",
+        f"url = {_toml(row['url'] or '')}",
+    ]
+    if row["summary"]:
+        lines.append(f"summary = {_toml(row['summary'])}")
+    if row["published"]:
+        lines.append(f"published = {row['published']}")
+    lines += [f"kind = {_toml(row['kind'])}", f"source = {_toml(row['source'])}"]
+    if row["author"]:
+        lines.append(f"author = {_toml(row['author'])}")
+    if row["image_url"]:
+        alt = row["image_alt"] or row["title"]
+        lines.append(f"image = {{ url = {_toml(row['image_url'])}, alt = {_toml(alt)} }}")
+    return lines
+
+
+def _preheader(draft: Draft) -> str:
+    text = " ".join((draft.lead["summary"] if draft.lead else "").split())
+    if len(text) <= PREHEADER_MAX:
+        return text
+    return text[: PREHEADER_MAX - 1].rsplit(" ", 1)[0] + "…"
+
+
+def render_draft(draft: Draft, number: int) -> str:
+    start, end = week_range(draft.week)
+    lead = draft.lead
+    lines = [
+        f"# Draft for {draft.week} ({start:%d %B} to {end:%d %B %Y}), "
+        "proposed by `newsletter draft`.",
+        "# Edit freely: reorder or drop stories, rewrite the subject, preheader and intro.",
+        "",
+        f"number = {number}",
+        f"week = {_toml(draft.week)}",
+        f"date = {min(end - dt.timedelta(days=2), max(start, dt.date.today()))}",
+        f"subject = {_toml(lead['title'] if lead else 'This week')}",
+        f"preheader = {_toml(_preheader(draft))}",
+        "# Write a few sentences to open the issue (Markdown allowed).",
+        'intro = ""',
+        "",
+    ]
+    if lead is not None:
+        lines += [*_item_lines(lead, "lead"), ""]
+    for title, items in draft.sections:
+        lines += ["[[sections]]", f"title = {_toml(title)}", ""]
+        for row in items:
+            lines += [*_item_lines(row, "[sections.items]"), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def draft_issue(settings: Settings, week: str) -> Draft:
+    """Write the proposed issue file for ``week``; never overwrite an existing one."""
+    with Store(settings.store_path) as store:
+        draft = _select(store, settings, week)
+        number = 1 + store.db.execute("SELECT COUNT(DISTINCT issue) FROM issue_items").fetchone()[0]
+    if draft.lead is None and not draft.sections:
+        raise InputError(
+            f"no items published in {draft.week} in the library; run `newsletter collect` "
+            "or `newsletter import` first"
+        )
+    draft.without_url = sum(
+        1 for row in [draft.lead, *(r for _, items in draft.sections for r in items)]
+        if row is not None and not row["url"]
+    )  # fmt: skip
+    if draft.path.exists():
+        draft.path, draft.beside = draft.path.with_suffix(".new.toml"), True
+    write_atomic({draft.path: render_draft(draft, number).encode()})
+    return draft
