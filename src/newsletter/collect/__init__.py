@@ -28,6 +28,7 @@ __all__ = [
     "CollectReport",
     "Parsed",
     "SourceReport",
+    "add_candidates",
     "canonical_url",
     "collect",
     "collect_source",
@@ -236,13 +237,26 @@ def collect_source(
             return report
         parsed = _parse(source, content, url or source.location)
         report.problems = parsed.problems
-        now = utcnow()
-        with store.transaction() as db:
-            for candidate in parsed.items:
-                outcome = _upsert(db, candidate, source, settings, now)
-                setattr(report, outcome, getattr(report, outcome) + 1)
+        add_candidates(store, settings, source, parsed.items, report)
     except (FetchError, InputError) as exc:
         report.error = str(exc)
+    return report
+
+
+def add_candidates(
+    store: Store,
+    settings: Settings,
+    source: SourceSettings,
+    candidates: list[Candidate],
+    report: SourceReport | None = None,
+) -> SourceReport:
+    """Store parsed items in one transaction: all of a source's items, or none."""
+    report = report or SourceReport(source.name)
+    now = utcnow()
+    with store.transaction() as db:
+        for candidate in candidates:
+            outcome = _upsert(db, candidate, source, settings, now)
+            setattr(report, outcome, getattr(report, outcome) + 1)
     return report
 
 
