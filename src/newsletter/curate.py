@@ -87,10 +87,12 @@ def _select(store: Store, settings: Settings, week: str) -> Draft:
         draft.skipped.append(f"{sent} items of the week went out in an earlier issue")
     sections = settings.draft.sections
     if settings.draft.lead and rows:
-        # Pinned first; otherwise the newest story with a picture, else the newest story.
+        # Pinned first; otherwise the newest news story with a picture; otherwise the
+        # source's own top story (a newsroom page puts its lead first).
         pinned = [r for r in rows if r["pinned"]]
         pictured = [r for r in rows if r["image_url"] and r["kind"] == "news"]
-        draft.lead = (pinned or pictured or rows)[0]
+        news = sorted((r for r in rows if r["kind"] == "news"), key=lambda r: r["rank"])
+        draft.lead = (pinned or pictured or news or rows)[0]
     chosen: dict[str, list[sqlite3.Row]] = {s.title: [] for s in sections}
     for row in rows:
         if draft.lead is not None and row["id"] == draft.lead["id"]:

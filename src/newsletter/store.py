@@ -79,7 +79,9 @@ _MIGRATIONS: list[str] = [
         author TEXT NOT NULL DEFAULT '',
         image_url TEXT,
         image_alt TEXT NOT NULL DEFAULT '',
-        pinned INTEGER NOT NULL DEFAULT 0
+        pinned INTEGER NOT NULL DEFAULT 0,
+        -- Position in its source at the last collect: 0 is the page's top story.
+        rank INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX items_published ON items(published);
     CREATE INDEX items_norm_title ON items(norm_title);

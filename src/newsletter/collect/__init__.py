@@ -146,6 +146,7 @@ def _upsert(
     source: SourceSettings,
     settings: Settings,
     now: str,
+    rank: int = 0,
 ) -> str:
     """Insert or update one item; returns "new", "updated" or "unchanged"."""
     days = settings.collect.same_title_days
@@ -187,6 +188,7 @@ def _upsert(
         "author": candidate.author,
         "image_url": candidate.image_url,
         "image_alt": candidate.image_alt,
+        "rank": rank,
     }
     if row is None:
         db.execute(
@@ -210,7 +212,10 @@ def _upsert(
     merged = {k: (v if v not in (None, "") else row[k]) for k, v in values.items()}
     if not url and row["url"]:
         url = row["url"]
-    changed = any(str(merged[k] or "") != str(row[k] or "") for k in merged) or url != row["url"]
+    # A story moving down the page is not a change worth reporting.
+    changed = url != row["url"] or any(
+        str(merged[k] or "") != str(row[k] or "") for k in merged if k != "rank"
+    )
     db.execute(
         "UPDATE items SET "
         + ", ".join(f"{k} = ?" for k in merged)
@@ -254,8 +259,8 @@ def add_candidates(
     report = report or SourceReport(source.name)
     now = utcnow()
     with store.transaction() as db:
-        for candidate in candidates:
-            outcome = _upsert(db, candidate, source, settings, now)
+        for rank, candidate in enumerate(candidates):
+            outcome = _upsert(db, candidate, source, settings, now, rank)
             setattr(report, outcome, getattr(report, outcome) + 1)
     return report
 

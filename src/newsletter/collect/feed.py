@@ -1,7 +1,7 @@
 """Source type ``feed``: RSS 0.9x/1.0/2.0 and Atom through feedparser, JSON Feed by hand.
 
 Everything that leaves this module is plain text: titles and summaries go through nh3 (an
-allow-list sanitiser) with no tags allowed, so ``<script>``, event handlers and
+allow-list sanitiser) and lose every tag and attribute, so ``<script>``, event handlers and
 ``javascript:`` links cannot survive even where feedparser's own sanitiser lets HTML through.
 """
 
@@ -33,15 +33,22 @@ SUMMARY_LIMIT = 600
 _BLOCK_TAGS = {"p", "br", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
                "blockquote", "tr", "td", "th", "table", "section", "article", "figure",
                "figcaption", "hr", "dd", "dt", "pre"}  # fmt: skip
+# Dropped with their content. Beyond nh3's default (script, style) these are the elements
+# whose content the HTML parser reads as raw text, which would otherwise come out as
+# literal markup such as "<img src=x onerror=...>" from inside a <noscript>.
+_DROP_WITH_CONTENT = {"script", "style", "noscript", "textarea", "xmp", "iframe", "noembed",
+                      "noframes", "plaintext", "title", "template", "object"}  # fmt: skip
 _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
 
 
 def html_to_text(markup: str) -> str:
-    """Reduce an HTML fragment to one line of plain text; scripts and styles lose their content."""
+    """Reduce an HTML fragment to one line of plain text; scripts lose their content too."""
     # nh3 leaves only bare block tags (no attributes) and escapes every other "<", so the
-    # regex below cannot eat text; script/style content is dropped by nh3 itself.
-    cleaned = nh3.clean(markup, tags=_BLOCK_TAGS, attributes={}, strip_comments=True)
+    # regex below cannot eat text.
+    cleaned = nh3.clean(
+        markup, tags=_BLOCK_TAGS, clean_content_tags=_DROP_WITH_CONTENT, attributes={}
+    )
     return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", cleaned))).strip()
 
 
@@ -64,6 +71,11 @@ def web_url(url: str | None, base: str) -> str | None:
     return absolute if parts.scheme in ("http", "https") and parts.netloc else None
 
 
+def _first_web(*urls: str | None) -> str:
+    """The first of ``urls`` that is an absolute http(s) URL, to resolve others against."""
+    return next((u for u in urls if u and web_url(u, "")), "")
+
+
 def _day(when: dt.datetime | None) -> dt.date | None:
     """The calendar date where the publisher is (the offset it wrote), as its site shows it."""
     return when.date() if when else None
@@ -82,24 +94,32 @@ def _kind(media_types: Iterable[str]) -> str:
 
 
 def parse_feed(content: bytes, base_url: str = "") -> Parsed:
-    """Parse a feed document; relative links resolve against ``base_url`` (the feed's URL)."""
+    """Parse a feed document; relative links resolve against ``base_url`` (the feed's URL).
+
+    When ``base_url`` is not an http(s) URL (a feed read from a file), the site link the
+    feed gives about itself (RSS channel link, Atom xml:base, JSON Feed feed_url) stands in.
+    """
     head = content[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if head.startswith(b"{"):
         return _parse_json_feed(content, base_url)
     # A stream, never bytes/str: feedparser would fetch a string that looks like a URL and
     # open one that names a file. The content-type makes it honour the XML declaration's
     # encoding instead of flagging every document as "no Content-type specified".
+    # A file path as content-location would make feedparser turn "a.html" into "/dir/a.html".
+    location = _first_web(base_url)
     result = feedparser.parse(
         io.BytesIO(content),
-        response_headers={"content-type": "application/xml", "content-location": base_url},
+        response_headers={"content-type": "application/xml", "content-location": location},
     )
     if not result.get("version") or not result.entries:
         return Parsed(problems=[_not_a_feed(content, head, result)])
+    base = _first_web(location, result.feed.get("link"))
     parsed = Parsed()
     for number, entry in enumerate(result.entries, 1):
         # A plain dict: FeedParserDict.get("updated") falls back to "published" with a
         # DeprecationWarning, and an entry's date must not silently change meaning.
-        _add(parsed, number, _from_feedparser(dict(entry), base_url))
+        notes: list[str] = []
+        _add(parsed, number, _from_feedparser(dict(entry), base, notes), notes)
     if result.get("bozo"):
         reason = str(result.get("bozo_exception", "")) or "unknown error"
         parsed.problems.insert(
@@ -130,19 +150,17 @@ def _is_text(sample: bytes) -> bool:
     return True
 
 
-def _add(parsed: Parsed, number: int, candidate: Candidate | str) -> None:
-    """Keep a candidate, or record why entry ``number`` was skipped or doubtful."""
-    if isinstance(candidate, str):
-        parsed.problems.append(f"entry {number}: {candidate}")
-        return
-    if candidate.url is None:
-        parsed.problems.append(
-            f"entry {number} ({candidate.title!r}) has no usable http(s) link: kept without a URL"
-        )
-    parsed.items.append(candidate)
+def _add(parsed: Parsed, number: int, candidate: Candidate | None, notes: list[str]) -> None:
+    """Keep a candidate, and say what was skipped or doubtful about entry ``number``."""
+    label = f"entry {number}" + (f" ({candidate.title!r})" if candidate else "")
+    if candidate and candidate.url is None:
+        notes.append("no usable http(s) link: kept without a URL")
+    parsed.problems.extend(f"{label}: {note}" for note in notes)
+    if candidate:
+        parsed.items.append(candidate)
 
 
-def _entry_date(raw: str, parsed: time.struct_time | None) -> dt.datetime | None:
+def _entry_date(raw: str, parsed: time.struct_time | None, notes: list[str]) -> dt.datetime | None:
     """The date as the publisher wrote it (keeping its offset), else feedparser's UTC reading."""
     if raw:
         for reader in (email.utils.parsedate_to_datetime, dt.datetime.fromisoformat):
@@ -153,20 +171,23 @@ def _entry_date(raw: str, parsed: time.struct_time | None) -> dt.datetime | None
             return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
     if parsed is not None:
         return dt.datetime(*parsed[:6], tzinfo=dt.UTC)
+    if raw:
+        notes.append(f"unparseable date {raw!r}")
     return None
 
 
-def _from_feedparser(entry: Mapping[str, Any], base_url: str) -> Candidate | str:
+def _from_feedparser(entry: Mapping[str, Any], base_url: str, notes: list[str]) -> Candidate | None:
     title = html_to_text(entry.get("title", ""))
     if not title:
-        return "no title: skipped"
+        notes.append("no title: skipped")
+        return None
     # xml:base can differ per entry; feedparser records it on the text constructs.
-    base = (entry.get("title_detail") or {}).get("base") or base_url
+    base = _first_web((entry.get("title_detail") or {}).get("base"), base_url)
     summary = entry.get("summary") or ""
     if not summary and entry.get("content"):
         summary = entry["content"][0].get("value", "")
-    published = _entry_date(entry.get("published", ""), entry.get("published_parsed"))
-    updated = _entry_date(entry.get("updated", ""), entry.get("updated_parsed"))
+    published = _entry_date(entry.get("published", ""), entry.get("published_parsed"), notes)
+    updated = _entry_date(entry.get("updated", ""), entry.get("updated_parsed"), notes)
     media = [(m.get("url"), m.get("medium") or "", m.get("type") or "")
              for m in entry.get("media_content", [])]  # fmt: skip
     enclosures = [(e.get("href"), "", e.get("type") or "")
@@ -204,50 +225,68 @@ def _parse_json_feed(content: bytes, base_url: str) -> Parsed:
     version = doc.get("version", "") if isinstance(doc, dict) else ""
     if not str(version).startswith("https://jsonfeed.org/version/"):
         return Parsed(problems=["the response is JSON but not a JSON Feed: nothing imported"])
-    base = base_url or str(doc.get("feed_url") or "")
+    base = _first_web(base_url, _str(doc.get("feed_url")), _str(doc.get("home_page_url")))
     items = doc.get("items")
     if not isinstance(items, list) or not items:
         return Parsed(problems=["the JSON Feed has no items: nothing imported"])
     parsed = Parsed()
     for number, item in enumerate(items, 1):
-        _add(parsed, number, _from_json(item, base) if isinstance(item, dict) else "not an object")
+        notes = [] if isinstance(item, dict) else ["not a JSON object: skipped"]
+        _add(parsed, number, _from_json(item, base, notes) if not notes else None, notes)
     return parsed
 
 
-def _json_date(value: object) -> dt.datetime | None:
+def _json_date(value: str, notes: list[str]) -> dt.datetime | None:
+    if not value:
+        return None
     try:
-        when = dt.datetime.fromisoformat(str(value))
+        when = dt.datetime.fromisoformat(value)
     except ValueError:
+        notes.append(f"unparseable date {value!r}")
         return None
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def _from_json(item: Mapping[str, Any], base: str) -> Candidate | str:
-    title = html_to_text(str(item.get("title") or ""))
+def _str(value: object) -> str:
+    # JSON is whatever the publisher typed: a number or an object where a string belongs
+    # counts as missing rather than crashing the import.
+    return value if isinstance(value, str) else ""
+
+
+def _from_json(item: Mapping[str, Any], base: str, notes: list[str]) -> Candidate | None:
+    title = html_to_text(_str(item.get("title")))
     if not title:
-        return "no title: skipped"
-    summary = item.get("summary") or item.get("content_html") or item.get("content_text") or ""
-    published = _json_date(item["date_published"]) if item.get("date_published") else None
-    updated = _json_date(item["date_modified"]) if item.get("date_modified") else None
-    attachments = [a for a in item.get("attachments") or [] if isinstance(a, dict)]
-    types = [str(a.get("mime_type") or "") for a in attachments]
-    image = item.get("image") or item.get("banner_image")
-    if not image:
-        image = next((a.get("url") for a, t in zip(attachments, types, strict=True)
-                      if t.startswith("image/")), None)  # fmt: skip
-    image_url = web_url(str(image) if image else None, base)
+        notes.append("no title: skipped")
+        return None
+    summary = (
+        _str(item.get("summary"))
+        or _str(item.get("content_html"))
+        or _str(item.get("content_text"))
+    )
+    published = _json_date(_str(item.get("date_published")), notes)
+    updated = _json_date(_str(item.get("date_modified")), notes)
+    attachments = item.get("attachments")
+    attachments = (
+        [a for a in attachments if isinstance(a, dict)] if isinstance(attachments, list) else []
+    )
+    images = [_str(item.get("image")), _str(item.get("banner_image"))]
+    images += [
+        _str(a.get("url")) for a in attachments if _str(a.get("mime_type")).startswith("image/")
+    ]
+    image_url = web_url(next((u for u in images if u), None), base)
     # 1.1 has "authors" (a list); 1.0 had a single "author".
-    authors = item.get("authors") or [item.get("author") or {}]
-    author = authors[0].get("name", "") if isinstance(authors[0], dict) else ""
+    authors = item.get("authors")
+    first = authors[0] if isinstance(authors, list) and authors else item.get("author")
+    author = _str(first.get("name")) if isinstance(first, dict) else ""
     return Candidate(
         title=title,
-        url=web_url(item.get("url") or item.get("external_url"), base),
-        summary=clip(html_to_text(str(summary))),
+        url=web_url(_str(item.get("url")) or _str(item.get("external_url")), base),
+        summary=clip(html_to_text(summary)),
         published=_day(published or updated),
         published_at=_utc(published or updated),
         updated=_utc(updated),
-        kind=_kind(types),
-        author=html_to_text(str(author)),
+        kind=_kind(_str(a.get("mime_type")) for a in attachments),
+        author=html_to_text(author),
         image_url=image_url,
         image_alt=title if image_url else "",
     )

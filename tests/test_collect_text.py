@@ -1,0 +1,278 @@
+"""Source type text: newsroom pages copied as plain text, in three different layouts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from newsletter.collect.base import Candidate, Parsed
+from newsletter.collect.text import parse_text
+
+FIXTURES = Path(__file__).parent / "fixtures" / "text"
+#: A byte-for-byte copy of ../shared/seed/nato-newsroom-2023-06-23.txt, so the tests stand alone.
+SEED = FIXTURES / "nato-newsroom-2023-06-23.txt"
+
+Row = tuple[str, dt.date | None, str, str, str]
+
+
+def rows(parsed: Parsed) -> list[Row]:
+    """Each item as (title, published, kind, section, author)."""
+    return [(i.title, i.published, i.kind, i.section, i.author) for i in parsed.items]
+
+
+def by_title(parsed: Parsed, start: str) -> Candidate:
+    (item,) = [i for i in parsed.items if i.title.startswith(start)]
+    return item
+
+
+def read(name: str) -> str:
+    return (FIXTURES / name).read_text(encoding="utf-8")
+
+
+def june(day: int, year: int = 2023) -> dt.date:
+    return dt.date(year, 6, day)
+
+
+# --- The seed: a NATO newsroom page -------------------------------------------------------------
+
+
+def row(
+    title: str, day: dt.date | None, kind: str = "news", section: str = "", by: str = ""
+) -> Row:
+    return (title, day, kind, section, by)
+
+
+FR = "Further reading"
+SEED_ROWS = [
+    row(
+        "Secretary General praises Montenegro's contributions to NATO, key role in Western Balkans",
+        june(22),
+    ),
+    row("NATO Secretary General: our armed forces must be both green and strong", june(21)),
+    row("Secretary General praises Germany\u2019s contributions to NATO", june(19)),
+    row("NATO Secretary General visits exercise Air Defender in Germany", june(20)),
+    row(
+        "NATO\u2019s innovation accelerator becomes operational and launches first challenges",
+        june(19),
+    ),
+    row("NATO and the Republic of Korea strengthen cooperation on air safety", june(23)),
+    row("Statement by NATO Spokesperson on Kosovo", june(23)),
+    row(
+        "NATO Deputy Secretary General addresses European Air and Missile Defence Conference",
+        june(19),
+    ),
+    row("Training Ukraine's volunteer army", june(23), "video"),
+    # The closing list: plain lines before and after the NATO Review card are further reading.
+    row("NATO Secretary General visits exercise Air Defender 2023", june(23), "news", FR),
+    row("Minister for Civil Defence of Sweden visits NATO", june(23), "news", FR),
+    row(
+        "NATO's engagement in Afghanistan, 2003-2021: a planner\u2019s perspective",
+        june(23),
+        "feature",
+        "NATO Review",
+        "Diego A. Ruiz Palmer",
+    ),
+    row("NATO's response to Russia's invasion of Ukraine", june(23), "news", FR),
+    row("Top Five Russian Myths Debunked", june(23), "news", FR),
+]
+
+
+def test_seed_gives_exactly_the_distinct_stories_with_dates_kinds_sections_authors() -> None:
+    parsed = parse_text(SEED.read_text(encoding="utf-8"), source="seed")
+    assert rows(parsed) == SEED_ROWS
+    assert parsed.problems == []
+
+
+def test_seed_summaries_are_the_story_paragraphs_and_urls_are_absent() -> None:
+    parsed = parse_text(SEED.read_text(encoding="utf-8"))
+    korea = by_title(parsed, "NATO and the Republic of Korea")
+    assert korea.summary == (
+        "NATO and the Republic of Korea continue to deepen their long-standing partnership,"
+        " by strengthening their cooperation in the domain of air safety."
+    )
+    assert by_title(parsed, "Secretary General praises Montenegro").summary.startswith(
+        "Secretary General Jens Stoltenberg welcomed President Jakov Milatovi\u0107"
+    )
+    assert by_title(parsed, "Training Ukraine").summary.endswith("across Europe.")
+    assert all(item.url is None for item in parsed.items)
+    # The closing list has no summaries: the byline is not one, nor the doubled headline.
+    assert by_title(parsed, "NATO's engagement in Afghanistan").summary == ""
+
+
+def test_seed_opening_bullets_are_not_new_stories() -> None:
+    parsed = parse_text(SEED.read_text(encoding="utf-8"))
+    titles = [item.title for item in parsed.items]
+    assert not any(title.startswith("Video") or title.startswith("\u2022") for title in titles)
+    assert titles.count("Training Ukraine's volunteer army") == 1
+
+
+def test_seed_copied_on_windows_with_odd_spaces_parses_the_same() -> None:
+    text = SEED.read_text(encoding="utf-8")
+    odd = text.replace("\n", "\r\n").replace("Read more", "\u00a0Read  more\t")
+    assert rows(parse_text(odd)) == SEED_ROWS
+
+
+def test_page_date_argument_wins_over_the_date_line_for_undated_stories() -> None:
+    parsed = parse_text(SEED.read_text(encoding="utf-8"), page_date=june(24))
+    assert by_title(parsed, "Statement by NATO Spokesperson").published == june(24)
+    assert by_title(parsed, "NATO Secretary General: our armed").published == june(21)
+
+
+# --- A university press page: date line above each headline, US dates, no doubled headlines -----
+
+
+def test_university_page_dates_above_headlines_and_footer_ignored() -> None:
+    parsed = parse_text(read("university-press-2024-06-07.txt"))
+    assert rows(parsed) == [
+        row("Northbridge researchers map microplastics in the Alder River estuary", june(7, 2024)),
+        row("University opens 24-hour study commons in renovated library wing", june(5, 2024)),
+        # The date line above beats the meeting date in the summary (June 3).
+        row("Statement on the Board of Trustees meeting", june(4, 2024)),
+        row("Video: Commencement 2024 highlights", june(3, 2024), "video"),
+        row(
+            "Northbridge chemist named fellow of the Royal Society of Chemistry",
+            dt.date(2024, 5, 31),
+        ),
+    ]
+    assert parsed.problems == []
+
+
+def test_university_page_summaries_and_urls() -> None:
+    parsed = parse_text(read("university-press-2024-06-07.txt"))
+    commons = by_title(parsed, "University opens")
+    assert commons.summary.endswith(
+        "quiet reading room.\n\nAccess is by student card after 10 p.m."
+    )
+    fellow = by_title(parsed, "Northbridge chemist")
+    assert fellow.url == "https://news.example.org/2024/05/31/kowalczyk-fellow"
+    assert "https://" not in fellow.summary
+    assert [item.url for item in parsed.items[:4]] == [None] * 4
+    # "Videos", a label between two stories, is neither a story nor part of a summary.
+    assert by_title(parsed, "Video: Commencement").summary.startswith("Relive the ceremony")
+    assert all("Videos" not in item.summary for item in parsed.items)
+
+
+# --- A charity news page: headline, "Published ... · Podcast" line, blog list with bylines ------
+
+
+def test_charity_page_meta_lines_listen_markers_and_blog_block() -> None:
+    parsed = parse_text(read("charity-news-2024-03-14.txt"), page_date=dt.date(2024, 3, 14))
+    blog = "More from our blog"
+    day = dt.date(2024, 3, 14)
+    assert rows(parsed) == [
+        # A top-story bullet that matches no later story, but reads as a headline.
+        row("Harbour Run 2024 registration now open", day),
+        row("Winter appeal reaches 10,000 hot meals", dt.date(2024, 3, 12)),
+        row("How a seed bank kept a valley farming", dt.date(2024, 3, 3), "audio"),
+        row("Our annual impact report for 2023", dt.date(2024, 2, 28)),
+        row("Volunteer drivers wanted for the Saltmarsh food run", day),
+        row('Why we stopped counting "beneficiaries"', day, "feature", blog, "Amara Okafor"),
+        row(
+            "Five things we learned running a mobile clinic",
+            day,
+            "feature",
+            blog,
+            "Jonas van der Berg",
+        ),
+        row("A day at the Harbourlight food hub", day, "feature", blog, "Priya Natarajan"),
+    ]
+    assert parsed.problems == []
+    report = by_title(parsed, "Our annual impact report")
+    assert report.url == "https://www.example.org/impact/2023"
+    assert report.summary.startswith("Last year we reached 41,000 people")
+    assert "Published" not in by_title(parsed, "How a seed bank").summary
+
+
+def test_charity_page_without_page_date_reports_undated_items() -> None:
+    parsed = parse_text(read("charity-news-2024-03-14.txt"), source="harbourlight")
+    assert by_title(parsed, "Volunteer drivers").published is None
+    assert parsed.problems == ["harbourlight: no page date found: 5 item(s) left undated"]
+
+
+# --- Bad input and smaller shapes ---------------------------------------------------------------
+
+
+def test_empty_and_garbage_text_give_no_items_and_a_problem() -> None:
+    garbage = (
+        "%%%% 1234 ####\n\x00\x01\x02\n\nlorem ipsum dolor sit amet, consectetur adipiscing.\n"
+    )
+    for text in ("", "   \n\n\t\n", garbage):
+        parsed = parse_text(text, source="junk")
+        assert parsed.items == []
+        assert parsed.problems == ["junk: no recognisable stories in the text"]
+
+
+def test_impossible_date_is_reported_and_the_story_takes_the_page_date() -> None:
+    text = (
+        "Harbour festival moves to March\n\n"
+        "The festival planned for 31 February 2024 will now take place on the first weekend of"
+        " March, the organisers said.\n\nRead more\n"
+    )
+    parsed = parse_text(text, page_date=dt.date(2024, 2, 20))
+    assert rows(parsed) == [
+        ("Harbour festival moves to March", dt.date(2024, 2, 20), "news", "", "")
+    ]
+    assert len(parsed.problems) == 1
+    assert "'31 February 2024' is not a valid date" in parsed.problems[0]
+    assert "line 3" in parsed.problems[0]
+
+
+def test_other_languages_iso_and_dotted_dates_and_marker_links() -> None:
+    text = (
+        "Actualit\u00e9s\n\n"
+        "Le conseil adopte le budget 2024\n"
+        "Le conseil municipal a adopt\u00e9 le budget le 2024-01-30 apr\u00e8s un d\u00e9bat.\n"
+        "Lire la suite \u2192\n\n"
+        "Stadtrat beschlie\u00dft neuen Radweg\n"
+        "Der Stadtrat hat am 29.01.2024 den neuen Radweg am Fluss beschlossen.\n"
+        "Weiterlesen https://city.example.org/radweg\n\n"
+        "El ayuntamiento presenta su podcast\n"
+        "Escucha el primer episodio sobre la historia del puerto de la ciudad.\n"
+        "Escuchar\n"
+    )
+    parsed = parse_text(text, page_date=dt.date(2024, 2, 1))
+    assert rows(parsed) == [
+        ("Le conseil adopte le budget 2024", dt.date(2024, 1, 30), "news", "", ""),
+        ("Stadtrat beschlie\u00dft neuen Radweg", dt.date(2024, 1, 29), "news", "", ""),
+        ("El ayuntamiento presenta su podcast", dt.date(2024, 2, 1), "audio", "", ""),
+    ]
+    assert parsed.items[1].url == "https://city.example.org/radweg"
+
+
+def test_same_story_twice_is_taken_once_and_reported() -> None:
+    story = "Council approves new cycle lanes\n\nThe council voted for four new lanes today.\n"
+    parsed = parse_text(f"{story}Read more\n\n{story}READ MORE\n", page_date=june(1, 2024))
+    assert [item.title for item in parsed.items] == ["Council approves new cycle lanes"]
+    assert len(parsed.problems) == 1 and "seen above" in parsed.problems[0]
+
+
+def test_unmatched_bullet_that_is_no_headline_is_skipped_and_reported() -> None:
+    text = (
+        "\u2022 ok\n\u2022 Video - Harbour lights at night\n\n"
+        "Harbour lights at night\nA short film about the harbour after dark, shot by volunteers.\n"
+        "Watch\n"
+    )
+    parsed = parse_text(text, page_date=june(1, 2024))
+    assert rows(parsed) == [("Harbour lights at night", june(1, 2024), "video", "", "")]
+    assert parsed.problems == ["line 1: skipped bullet 'ok': not a headline"]
+
+
+def test_byline_under_a_story_headline_is_its_author() -> None:
+    text = (
+        "Why we moved our office\nBy Jane Doe\n"
+        "We moved to a smaller office on 3 April 2024 to save energy and money.\nRead more \u00bb\n"
+    )
+    parsed = parse_text(text)
+    assert rows(parsed) == [row("Why we moved our office", dt.date(2024, 4, 3), by="Jane Doe")]
+
+
+def test_text_without_markers_is_read_as_a_list_of_headlines() -> None:
+    text = (
+        "Latest news\n\nCouncil approves new cycle lanes\n"
+        "Library extends opening hours this summer\n\n\u00a9 2024 Example City Council\n"
+    )
+    parsed = parse_text(text, page_date=june(1, 2024))
+    assert rows(parsed) == [
+        row("Council approves new cycle lanes", june(1, 2024), "news", "Latest news"),
+        row("Library extends opening hours this summer", june(1, 2024), "news", "Latest news"),
+    ]
