@@ -314,3 +314,62 @@ def test_items_json_and_draft_from_the_cli(settings: Settings, project: Path) ->
         [*run, "draft", "--week", "2020-W01"], cwd=project, env=env, capture_output=True, text=True
     )
     assert empty.returncode == 2 and "no items published in 2020-W01" in empty.stderr
+
+
+def test_newcomer_flow_feed_page_text_items_draft_build(project: Path) -> None:
+    """The README's flow: sources from a feed file and the NATO page, the seed text,
+    items of the week, a draft, and a build of the draft."""
+    from newsletter.collect.page import NATO_NEWSROOM_SELECTORS
+
+    fixtures = Path(__file__).parent / "fixtures"
+    root = Path(__file__).parents[1]
+    selectors = (
+        "{ "
+        + ", ".join(f"{k} = {json.dumps(v)}" for k, v in NATO_NEWSROOM_SELECTORS.items())
+        + " }"
+    )
+    # The README and config.toml show the same selector set.
+    assert selectors in (root / "README.md").read_text()
+    assert selectors in (root / "config.toml").read_text()
+    config = project / "config.toml"
+    config.write_text(
+        config.read_text().replace('location = "examples/', f'location = "{root}/examples/')
+        + f"""
+[[sources]]
+name = "feed"
+type = "feed"
+location = "{fixtures}/feeds/rss2.xml"
+
+[[sources]]
+name = "nato-page"
+type = "page"
+location = "{fixtures}/pages/nato-newsroom-2022-12-07.html"
+selectors = {selectors}
+"""
+    )
+    (project / "issues" / "2023-W25.toml").unlink()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    run = [sys.executable, "-m", "newsletter"]
+
+    def cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*run, *args], cwd=project, env={**env, **extra}, capture_output=True, text=True
+        )
+
+    first = cli("collect")
+    assert first.returncode == 0, first.stderr
+    assert "nato-newsroom-text: 14 new" in first.stdout and "nato-page: 7 new" in first.stdout
+    again = cli("collect")
+    assert "nato-newsroom-text: 0 new, 0 updated, 14 unchanged" in again.stdout
+    assert "nato-page: 0 new, 0 updated, 7 unchanged" in again.stdout
+    week = json.loads(cli("items", "--week", "2023-W25", "--json").stdout)
+    assert len(week) == 14 and {i["source"] for i in week} == {"nato-newsroom-text"}
+    page = json.loads(cli("items", "--source", "nato-page", "--json").stdout)
+    assert len(page) == 7 and all(i["url"].startswith("https://") for i in page)
+    assert cli("draft", "--week", "2023-W25").returncode == 0
+    refused = cli("build", "issues/2023-W25.toml")
+    assert refused.returncode == 2 and "the story has no URL" in refused.stderr
+    built = cli("build", "issues/2023-W25.toml", NEWSLETTER_BUILD__ALLOW_LINKLESS_ITEMS="true")
+    assert built.returncode == 0, built.stderr
+    text = (project / "out" / "2023-W25" / "email.txt").read_text()
+    assert "Secretary General praises Montenegro's contributions to NATO" in text

@@ -130,8 +130,8 @@ def test_own_page_relative_urls_lazy_images_and_navigation() -> None:
     assert conference.summary == "Lots of whitespace"
     assert parsed.problems == [
         "item 4 ('Partner story'): unparseable date 'sometime soon'",
-        "item 5 ('Statement without a page') has no link: kept without a URL",
-        "item 7 has no title: skipped",
+        "item 5 ('Statement without a page'): no link: kept without a URL",
+        "item 7: no title: skipped",
     ]
     # Not taken: the second "Drone trial" (same URL), "SEE ALL" (the page itself),
     # "Older releases" (index.html) and "More news »" (news.htm).

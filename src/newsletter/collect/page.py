@@ -134,11 +134,12 @@ def _image(nodes: list[LexborNode], base_url: str) -> tuple[str | None, str]:
 
 def parse_page(html: str | bytes, base_url: str, selectors: Mapping[str, str]) -> Parsed:
     """The stories on a listing page; ``base_url`` is the page's URL (relative links)."""
-    problems = [f"unknown selector {key!r} ignored (known: item, {', '.join(_FIELDS)})"
+    known = ", ".join(("item", *_FIELDS))
+    problems = [f"unknown selector {key!r} ignored (known: {known})"
                 for key in selectors if key not in ("item", *_FIELDS)]  # fmt: skip
-    item_selector = selectors.get("item", "").strip()
-    if not item_selector:
-        return Parsed(problems=[*problems, "no item selector configured: nothing imported"])
+    if not (selectors.get("item") or "").strip():
+        problems.append("no item selector configured: nothing imported")
+        return Parsed(problems=problems)
     # Bytes: let lexbor find the charset (BOM, <meta charset>) instead of assuming UTF-8.
     tree = LexborHTMLParser(html, encoding=isinstance(html, bytes))
     fields: dict[str, str] = {}
@@ -149,16 +150,16 @@ def parse_page(html: str | bytes, base_url: str, selectors: Mapping[str, str]) -
         try:
             tree.css(selector)  # Validates once, so a typo is reported once, not per item.
         except SelectolaxError:
+            outcome = "nothing imported" if key == "item" else "ignored"
+            problems.append(f"the {key} selector {selector!r} is not valid CSS: {outcome}")
             if key == "item":
-                return Parsed(problems=[*problems, f"the item selector {selector!r} is not "
-                                                   "valid CSS: nothing imported"])  # fmt: skip
-            problems.append(f"the {key} selector {selector!r} is not valid CSS: ignored")
+                return Parsed(problems=problems)
             continue
         fields[key] = selector
     items = tree.css(fields["item"])
     if not items:
-        return Parsed(problems=[*problems, f"the item selector {item_selector!r} matched "
-                                           f"nothing on {base_url}"])  # fmt: skip
+        problems.append(f"the item selector {fields['item']!r} matched nothing on {base_url}")
+        return Parsed(problems=problems)
     parsed = Parsed(problems=problems)
     seen: set[str] = set()
     for number, item in enumerate(items, 1):
@@ -173,20 +174,20 @@ def parse_page(html: str | bytes, base_url: str, selectors: Mapping[str, str]) -
         url = next((u for u in links if u), None)
         title = _title(found.get("title", [])) or _title(anchors)
         if not title:
-            parsed.problems.append(f"item {number} has no title: skipped")
+            parsed.problems.append(f"item {number}: no title: skipped")
             continue
         if is_navigation(title, url, base_url):
             continue  # Not a story and not a fault of the page: nothing to report.
         if url in seen:
             continue  # The same story twice on one page (lead and list): the first is richer.
-        published = None
-        for node in found.get("date", [])[:1]:
-            raw = node.attributes.get("datetime") or _text(node)
-            published = parse_date(raw)
-            if published is None:
-                parsed.problems.append(f"item {number} ({title!r}): unparseable date {raw!r}")
+        # <time datetime="..."> is machine-readable; otherwise the first non-empty text.
+        dates = (n.attributes.get("datetime") or _text(n) for n in found.get("date", []))
+        raw = next((d for d in dates if d), "")
+        published = parse_date(raw) if raw else None
+        if raw and published is None:
+            parsed.problems.append(f"item {number} ({title!r}): unparseable date {raw!r}")
         if url is None:
-            parsed.problems.append(f"item {number} ({title!r}) has no link: kept without a URL")
+            parsed.problems.append(f"item {number} ({title!r}): no link: kept without a URL")
         else:
             seen.add(url)
         image_url, image_alt = _image(found.get("image", []), base_url)
