@@ -321,7 +321,8 @@ def test_invalid_issue_file_is_reported_as_a_finding(project: Path) -> None:
     result = cli(project, "check", "issues/2023-W25.toml", "--json")
     assert result.returncode == 2
     (finding,) = json.loads(result.stdout)["findings"]
-    assert finding["check"] == "issue-file" and "2023-W25.toml:" in finding["message"]
+    assert finding["check"] == "issue-file" and finding["where"].startswith("issues/2023-W25.toml:")
+    assert "week: must be an ISO week" in finding["message"] and finding["fix"]
     human = cli(project, "check", "issues/2023-W25.toml")
     assert (
         human.returncode == 2 and "issue-file" in human.stdout and "Traceback" not in human.stderr

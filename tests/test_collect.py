@@ -64,11 +64,12 @@ def test_same_url_or_same_title_within_days_is_one_story(settings: Settings) -> 
     assert add(settings, other, source=SOURCE.model_copy(update={"name": "feed"})) == {
         "new": 0, "updated": 1, "unchanged": 0,
     }  # fmt: skip
-    # Copied text without a URL, two days later, same headline modulo case and punctuation.
+    # Copied text without a URL, two days later, same headline modulo case and punctuation:
+    # the same story; it only fills in what is missing, and nothing is.
     assert add(settings, story("ALLIES MEET IN VILNIUS!", 22)) == {
         "new": 0,
-        "updated": 1,
-        "unchanged": 0,
+        "updated": 0,
+        "unchanged": 1,
     }
     # The same headline a month later is a different story.
     later = Candidate(title="Allies meet in Vilnius", published=dt.date(2023, 7, 30))
@@ -373,3 +374,59 @@ selectors = {selectors}
     assert built.returncode == 0, built.stderr
     text = (project / "out" / "2023-W25" / "email.txt").read_text()
     assert "Secretary General praises Montenegro's contributions to NATO" in text
+
+
+def test_two_urls_under_one_headline_stay_two_stories(settings: Settings) -> None:
+    a = story("Weekly briefing", 20, "https://a.example.org/briefing")
+    b = story("Weekly briefing", 20, "https://b.example.org/briefing")
+    feed_b = SOURCE.model_copy(update={"name": "b"})
+    assert add(settings, a)["new"] == 1 and add(settings, b, source=feed_b)["new"] == 1
+    # Collecting both again changes nothing: neither overwrites the other.
+    assert add(settings, a) == {"new": 0, "updated": 0, "unchanged": 1}
+    assert add(settings, b, source=feed_b) == {"new": 0, "updated": 0, "unchanged": 1}
+    assert {r["url"] for r in rows(settings)} == {a.url, b.url}
+
+
+def test_a_recurring_headline_without_url_gets_its_own_id(settings: Settings) -> None:
+    add(settings, story("Weekly briefing", 5))
+    add(settings, story("Weekly briefing", 26))  # three weeks later: another story
+    assert len({r["id"] for r in rows(settings)}) == 2
+
+
+def test_undated_items_count_from_the_day_they_were_first_seen(settings: Settings) -> None:
+    add(settings, Candidate(title="No date on the page", url="https://n.example.org/undated"))
+    this_week = dt.date.today().isocalendar()
+    week = f"{this_week[0]}-W{this_week[1]:02d}"
+    assert [r["title"] for r in rows(settings, week=week)] == ["No date on the page"]
+
+
+def test_bad_sources_are_reported_and_the_rest_collected(settings: Settings, project: Path) -> None:
+    (project / "good.txt").write_text(
+        "A headline for the test\n\nA summary of it on 20 June 2023.\n\nRead more\n"
+    )
+    sources = [
+        SourceSettings(name="bad-url", type="feed", location="http://x:abc/feed"),
+        SourceSettings(name="ftp", type="feed", location="ftp://example.org/feed"),
+        SourceSettings(name="missing", type="text", location="missing.txt"),
+        SourceSettings(name="good", type="text", location="good.txt"),
+    ]
+    report = collect(settings.model_copy(update={"sources": sources}))
+    assert [bool(s.error) for s in report.sources] == [True, True, True, False]
+    assert report.sources[3].new == 1
+    with pytest.raises(ValueError, match=r"a page source needs selectors\.item"):
+        SourceSettings(name="p", type="page", location="x.html")
+
+
+def test_conditional_get_state_is_kept_only_after_a_successful_import(
+    base: str, settings: Settings
+) -> None:
+    from newsletter.collect import collect_source
+
+    source = SourceSettings(name="etag", type="feed", location=f"{base}/feed")
+    with Store(settings.store_path) as store:
+        first = collect_source(source, settings, store)
+        # "<rss>...</rss>" has no entries: nothing stored, so no validators remembered.
+        assert first.new == 0 and first.problems and not first.not_modified
+        again = collect_source(source, settings, store)
+        assert not again.not_modified
+        assert store.db.execute("SELECT COUNT(*) FROM source_state").fetchone()[0] == 0

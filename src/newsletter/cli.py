@@ -6,6 +6,7 @@ import contextlib
 import csv
 import functools
 import json
+import re
 import signal
 import sys
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -31,7 +33,7 @@ from .build import GMAIL_CLIP_BYTES, build_issue
 from .checks import ChecksFailed, Finding, Report, Severity, check_issue, gate
 from .collect import SourceReport, collect, collect_source
 from .curate import draft_issue, list_items
-from .errors import NewsletterError
+from .errors import ConfigError, NewsletterError
 from .send import SendReport, plan, send_issue, send_test
 from .settings import DEFAULT_CONFIG, Settings, SourceSettings, load_settings
 from .store import Store
@@ -514,15 +516,27 @@ def import_command(
         newsletter import examples/nato-newsroom-2023-06-23.txt --type text
         newsletter import https://www.example.org/feed.xml --type feed
     """
-    parsed_selectors = dict(s.split("=", 1) for s in selectors if "=" in s)
-    default_name = Path(location).stem if "://" not in location else location.split("/")[2]
-    source = SourceSettings(
-        name=name or default_name, type=kind,
-        location=location if "://" in location else str(Path(location).resolve()),
-        selectors=parsed_selectors,
-    )  # fmt: skip
+    bad = [s for s in selectors if "=" not in s]
+    if bad:
+        raise click.BadParameter(
+            f"{bad[0]!r}: write KEY=CSS, e.g. item=li.news", param_hint="--selector"
+        )
+    if selectors and kind != "page":
+        raise click.BadParameter("only --type page uses selectors", param_hint="--selector")
+    remote = "://" in location
+    try:
+        source = SourceSettings(
+            name=name or (location.split("/")[2] if remote else Path(location).stem),
+            type=kind,
+            location=location if remote else str(Path(location).resolve()),
+            selectors=dict(s.split("=", 1) for s in selectors),
+        )
+    except ValidationError as exc:
+        raise NewsletterError(
+            f"import: {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
+        ) from None
     with Store(settings.store_path) as store:
-        result = collect_source(source, settings, store)
+        result = collect_source(source, settings, store, conditional=False)
     _source_line(result)
     raise SystemExit(1 if result.error else 0)
 
@@ -626,7 +640,13 @@ def draft_command(week: str | None, settings: Settings) -> None:
 _STYLE = {"error": "red", "warning": "yellow", "info": "blue"}
 
 
+def _disabled(report: Report) -> None:
+    for name, reason in report.disabled.items():
+        out.print(f"check {name} is off: {reason}", markup=False)
+
+
 def _check_counts(report: Report, issue_file: Path) -> None:
+    _disabled(report)
     errors, warnings, notes = (report.count(s) for s in ("error", "warning", "info"))
     style = "red" if errors else "yellow" if warnings else "green"
     out.print(
@@ -643,13 +663,12 @@ def _print_findings(report: Report, *, minimum: str = "info") -> None:
         out.print(
             f"[{style}]{finding.severity:<7}[/] [bold]{finding.check}[/]  {escape(finding.where)}"
         )
-        out.print(f"         {escape(finding.message)}", markup=False)
+        out.print(f"         {finding.message}", markup=False)
         if finding.value:
             out.print(f"         value: {finding.value!r}", markup=False)
         if finding.fix:
-            out.print(f"         fix: {escape(finding.fix)}", markup=False)
-    for name, reason in report.disabled.items():
-        out.print(f"check {name} is off: {reason}", markup=False)
+            out.print(f"         fix: {finding.fix}", markup=False)
+    _disabled(report)
     errors, warnings, notes = (report.count(s) for s in levels)
     out.print(f"{report.issue}: {errors} errors, {warnings} warnings, {notes} notes", markup=False)
 
@@ -672,14 +691,27 @@ def check_command(issue_file: Path, as_json: bool, links: bool, settings: Settin
     """
     try:
         report = check_issue(issue_file, settings, network=links)
+    except ConfigError as exc:
+        report = Report(issue=str(issue_file), findings=[Finding("config", "error", str(exc))])
     except NewsletterError as exc:
         # An invalid issue file is a finding like any other, in the same format.
-        report = Report(issue=str(issue_file), findings=[Finding("issue-file", "error", str(exc))])
+        report = Report(issue=str(issue_file), findings=[_file_finding(str(exc))])
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
     else:
         _print_findings(report)
     raise SystemExit(report.exit_code)
+
+
+def _file_finding(message: str) -> Finding:
+    """``issues/x.toml:13: week: must be …`` -> where ``issues/x.toml:13``, what, how."""
+    where, _, what = message.partition(": ")
+    if not re.match(r"^.+:\d+$", where):
+        where, what = "", message
+    return Finding(
+        "issue-file", "error", what, where, "",
+        "correct it in the issue file; `build` and `send` apply the same rules",
+    )  # fmt: skip
 
 
 def _gate(issue_file: Path, settings: Settings, force: bool) -> None:
@@ -693,6 +725,7 @@ def _gate(issue_file: Path, settings: Settings, force: bool) -> None:
 
 
 def _forced(report: Report) -> None:
+    _disabled(report)
     if report.count("error"):
         err.print(
             f"[yellow]warning:[/] sending despite {report.count('error')} check errors (--force)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,10 @@ from .settings import DraftSection, Settings
 from .store import Store
 
 __all__ = ["Draft", "draft_issue", "list_items", "week_range"]
+
+#: An item's day: its publication date, or the day it was first collected when the
+#: source gave none (a listing page without dates), so that it can still be drafted.
+DAY = "COALESCE(published, substr(first_seen, 1, 10))"
 
 
 def week_range(week: str) -> tuple[dt.date, dt.date]:
@@ -37,12 +42,12 @@ def list_items(
     query, args = "SELECT * FROM items WHERE 1 = 1", []
     if week:
         start, end = week_range(week)
-        query += " AND published BETWEEN ? AND ?"
+        query += f" AND {DAY} BETWEEN ? AND ?"
         args += [start.isoformat(), end.isoformat()]
     if source:
         query += " AND source = ?"
         args.append(source)
-    return store.db.execute(query + " ORDER BY published DESC, first_seen DESC", args).fetchall()
+    return store.db.execute(query + f" ORDER BY {DAY} DESC, first_seen DESC", args).fetchall()
 
 
 @dataclass
@@ -72,14 +77,14 @@ def _section_for(row: sqlite3.Row, sections: list[DraftSection]) -> DraftSection
 def _select(store: Store, settings: Settings, week: str) -> Draft:
     start, end = week_range(week)
     rows = store.db.execute(
-        "SELECT * FROM items WHERE published BETWEEN ? AND ? AND id NOT IN "
+        f"SELECT * FROM items WHERE {DAY} BETWEEN ? AND ? AND id NOT IN "
         "(SELECT item_id FROM issue_items WHERE issue != ?) "
-        "ORDER BY pinned DESC, published DESC, first_seen DESC",
+        f"ORDER BY pinned DESC, {DAY} DESC, first_seen DESC",
         (start.isoformat(), end.isoformat(), week),
     ).fetchall()
     sent = store.db.execute(
-        "SELECT COUNT(*) FROM items i JOIN issue_items s ON s.item_id = i.id "
-        "WHERE s.issue != ? AND i.published BETWEEN ? AND ?",
+        "SELECT COUNT(*) FROM items JOIN issue_items ON issue_items.item_id = items.id "
+        f"WHERE issue_items.issue != ? AND {DAY} BETWEEN ? AND ?",
         (week, start.isoformat(), end.isoformat()),
     ).fetchone()[0]
     draft = Draft(week, settings.issues_dir / f"{week}.toml")
@@ -168,11 +173,29 @@ def render_draft(draft: Draft, number: int) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _issue_number(folder: Path, week: str) -> int:
+    """The week's existing number, else one more than the latest earlier issue's."""
+    numbers: dict[str, int] = {}
+    for path in folder.glob("*-W*.toml"):
+        if path.name.endswith(".new.toml"):
+            continue
+        try:
+            number = tomllib.loads(path.read_text(encoding="utf-8")).get("number")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue  # an unreadable file is `build`'s to report, not draft's
+        if isinstance(number, int):
+            numbers[path.stem] = number
+    if week in numbers:
+        return numbers[week]
+    earlier = [n for w, n in numbers.items() if w < week]
+    return max(earlier, default=0) + 1
+
+
 def draft_issue(settings: Settings, week: str) -> Draft:
     """Write the proposed issue file for ``week``; never overwrite an existing one."""
     with Store(settings.store_path) as store:
         draft = _select(store, settings, week)
-        number = 1 + store.db.execute("SELECT COUNT(DISTINCT issue) FROM issue_items").fetchone()[0]
+    number = _issue_number(settings.issues_dir, week)
     if draft.lead is None and not draft.sections:
         raise InputError(
             f"no items published in {draft.week} in the library; run `newsletter collect` "

@@ -20,6 +20,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -174,6 +175,12 @@ class SourceSettings(_Section):
         default_factory=dict,
         description="For type page: CSS selectors item, title, link, date, summary, image.",
     )
+
+    @model_validator(mode="after")
+    def _page_needs_items(self) -> SourceSettings:
+        if self.type == "page" and not self.selectors.get("item"):
+            raise ValueError(f"source {self.name!r}: a page source needs selectors.item")
+        return self
 
 
 class DraftSection(_Section):

@@ -78,17 +78,25 @@ def stale_story(ctx: Context) -> Iterator[Problem]:
 
 @check("duplicate-story", "warning", "No story appears twice under different titles or URLs.")
 def duplicate_story(ctx: Context) -> Iterator[Problem]:
+    from ..collect import canonical_url
+
     seen: dict[str, str] = {}
     for item in ctx.issue.items():
-        key = _normal(item.title)
-        if key in seen:
+        # The model refuses the exact same URL twice; this catches the same page under
+        # tracking parameters or another case, and the same headline under two URLs.
+        keys = {"title:" + _normal(item.title)}
+        if item.url and item.url.startswith(("http://", "https://")):
+            keys.add("url:" + canonical_url(item.url))
+        earlier = next((seen[k] for k in keys if k in seen), None)
+        if earlier:
             yield Problem(
-                f"the same headline appears twice (also at {seen[key]})",
+                f"the same story appears twice (also at {earlier})",
                 ctx.where(item),
                 item.title,
                 "remove one of them",
             )
-        seen.setdefault(key, ctx.where(item))
+        for key in keys:
+            seen.setdefault(key, ctx.where(item))
 
 
 @check("shouting", "warning", "Headlines are not in ALL CAPS and have no repeated '!'.")

@@ -17,11 +17,11 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, NewsletterError
 from ..settings import Settings, SourceSettings
 from ..store import Store, utcnow
 from .base import Candidate, Parsed
-from .fetch import FetchError, fetch
+from .fetch import fetch
 
 __all__ = [
     "Candidate",
@@ -101,8 +101,6 @@ def _parse(source: SourceSettings, content: bytes, url: str) -> Parsed:
     if source.type == "page":
         from .page import parse_page
 
-        if "item" not in source.selectors:
-            raise ConfigError(f"[[sources]] {source.name}: a page source needs selectors.item")
         return parse_page(content, url, source.selectors)
     from .text import parse_text
 
@@ -113,29 +111,43 @@ def _parse(source: SourceSettings, content: bytes, url: str) -> Parsed:
     return parse_text(text, source=source.name)
 
 
-def _read(source: SourceSettings, settings: Settings, store: Store) -> tuple[bytes | None, str]:
+@dataclass(frozen=True)
+class _Read:
+    content: bytes | None
+    url: str
+    #: Conditional-GET validators to remember once the content is safely stored.
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+def _state_key(source: SourceSettings) -> str:
+    # Validators belong to this exact source: a changed location, type or selector set
+    # must fetch afresh, or a fixed selector would see "not modified" for ever.
+    return f"{source.name}\t{source.type}\t{source.location}\t{sorted(source.selectors.items())}"
+
+
+def _read(source: SourceSettings, settings: Settings, store: Store, conditional: bool) -> _Read:
     location = source.location
-    if re.match(r"^https?://", location, re.I):
-        state = store.db.execute(
-            "SELECT etag, last_modified FROM source_state WHERE source = ?", (source.name,)
-        ).fetchone()
+    if re.match(r"^[a-z][a-z0-9+.-]*://", location, re.I):
+        if not re.match(r"^https?://", location, re.I):
+            raise InputError(f"{location}: only http(s) URLs or local paths can be read")
+        state = None
+        if conditional:
+            state = store.db.execute(
+                "SELECT etag, last_modified FROM source_state WHERE source = ?",
+                (_state_key(source),),
+            ).fetchone()
         fetched = fetch(
             location, settings.collect,
             etag=state["etag"] if state else None,
             last_modified=state["last_modified"] if state else None,
         )  # fmt: skip
-        with store.transaction() as db:
-            db.execute(
-                "INSERT INTO source_state (source, etag, last_modified, fetched) "
-                "VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (source) DO UPDATE SET etag = excluded.etag, "
-                "last_modified = excluded.last_modified, fetched = excluded.fetched",
-                (source.name, fetched.etag, fetched.last_modified, utcnow()),
-            )
-        return fetched.content, fetched.url
+        return _Read(fetched.content, fetched.url, fetched.etag, fetched.last_modified)
     path = settings.path(Path(location))
     try:
-        return path.read_bytes(), path.resolve().as_uri()
+        if path.stat().st_size > settings.collect.max_bytes:
+            raise InputError(f"{path}: over the {settings.collect.max_bytes}-byte limit")
+        return _Read(path.read_bytes(), path.resolve().as_uri())
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
 
@@ -159,24 +171,10 @@ def _upsert(
             moment = moment.replace(tzinfo=dt.UTC)
         day = moment.astimezone(ZoneInfo(settings.draft.timezone)).date()
     published = day.isoformat() if day else None
-    row = None
+    by_url: sqlite3.Row | None = None
     if url:
-        row = db.execute("SELECT * FROM items WHERE url = ?", (url,)).fetchone()
-    if row is None:
-        # The same story from another source: same title, published within a few days.
-        for other in db.execute("SELECT * FROM items WHERE norm_title = ?", (norm,)).fetchall():
-            if (
-                published is None
-                or other["published"] is None
-                or abs(
-                    (
-                        dt.date.fromisoformat(other["published"]) - dt.date.fromisoformat(published)
-                    ).days
-                )
-                <= days
-            ):
-                row = other
-                break
+        by_url = db.execute("SELECT * FROM items WHERE url = ?", (url,)).fetchone()
+    row = by_url or _same_story(db, norm, published, url, days)
     values = {
         "title": candidate.title.strip(),
         "norm_title": norm,
@@ -197,21 +195,18 @@ def _upsert(
             + ") VALUES (?, ?, ?, ?, ?, ?, "
             + ", ".join("?" * len(values))
             + ")",
-            (
-                item_id(url, candidate.title),
-                url,
-                candidate.url,
-                now,
-                now,
-                source.name,
-                *values.values(),
-            ),
-        )
+            (_new_id(db, url, candidate.title, published), url, candidate.url, now, now,
+             source.name, *values.values()),
+        )  # fmt: skip
         return "new"
-    # Keep what the other source knew when this one does not say (a URL, a date, a summary).
-    merged = {k: (v if v not in (None, "") else row[k]) for k, v in values.items()}
-    if not url and row["url"]:
-        url = row["url"]
+    if by_url is not None:
+        # The same source item again: it may have changed; keep what it no longer says.
+        merged = {k: (v if v not in (None, "") else row[k]) for k, v in values.items()}
+    else:
+        # Another source's copy of a story already here: it only fills in what is missing
+        # (a URL for copied text, a date, a summary), so sources never overwrite each other.
+        merged = {k: (row[k] if row[k] not in (None, "") else v) for k, v in values.items()}
+    url = row["url"] or url
     # A story moving down the page is not a change worth reporting.
     changed = url != row["url"] or any(
         str(merged[k] or "") != str(row[k] or "") for k in merged if k != "rank"
@@ -225,26 +220,69 @@ def _upsert(
     return "updated" if changed else "unchanged"
 
 
+def _same_story(
+    db: sqlite3.Connection, norm: str, published: str | None, url: str | None, days: int
+) -> sqlite3.Row | None:
+    """An item with the same headline published within ``days``: the same story.
+
+    Two different URLs are two stories even under one headline (a weekly column); an
+    undated copy only matches when one side has no URL to tell them apart.
+    """
+    others: list[sqlite3.Row] = db.execute(
+        "SELECT * FROM items WHERE norm_title = ?", (norm,)
+    ).fetchall()
+    for other in others:
+        if url and other["url"] and other["url"] != url:
+            continue
+        if published and other["published"]:
+            gap = dt.date.fromisoformat(other["published"]) - dt.date.fromisoformat(published)
+            if abs(gap.days) <= days:
+                return other
+        elif not (url and other["url"]):
+            return other
+    return None
+
+
+def _new_id(db: sqlite3.Connection, url: str | None, title: str, published: str | None) -> str:
+    """The model's id for the item, unless taken (a recurring headline without a URL)."""
+    candidates = [item_id(url, title), item_id(None, f"{title}|{published}")]
+    candidates += [item_id(None, f"{title}|{published}|{n}") for n in range(2, 100)]
+    for candidate in candidates:
+        if db.execute("SELECT 1 FROM items WHERE id = ?", (candidate,)).fetchone() is None:
+            return candidate
+    raise InputError(f"{title!r}: too many items with this headline")
+
+
 def collect_source(
-    source: SourceSettings,
-    settings: Settings,
-    store: Store,
-    content: bytes | None = None,
-    url: str = "",
+    source: SourceSettings, settings: Settings, store: Store, *, conditional: bool = True
 ) -> SourceReport:
-    """Read, parse and store one source in one transaction."""
+    """Read, parse and store one source in one transaction; never raises for the source.
+
+    ``conditional`` uses the ETag / Last-Modified remembered from the last successful
+    collect of this source (a one-off import fetches afresh).
+    """
     report = SourceReport(source.name)
     try:
-        if content is None:
-            content, url = _read(source, settings, store)
-        if content is None:
+        read = _read(source, settings, store, conditional)
+        if read.content is None:
             report.not_modified = True
             return report
-        parsed = _parse(source, content, url or source.location)
+        parsed = _parse(source, read.content, read.url or source.location)
         report.problems = parsed.problems
         add_candidates(store, settings, source, parsed.items, report)
-    except (FetchError, InputError) as exc:
+        if parsed.items and (read.etag or read.last_modified):
+            with store.transaction() as db:
+                db.execute(
+                    "INSERT INTO source_state (source, etag, last_modified, fetched) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
+                    "etag = excluded.etag, last_modified = excluded.last_modified, "
+                    "fetched = excluded.fetched",
+                    (_state_key(source), read.etag, read.last_modified, utcnow()),
+                )
+    except NewsletterError as exc:
         report.error = str(exc)
+    except (sqlite3.Error, ValueError) as exc:
+        report.error = f"{source.location}: {exc}"
     return report
 
 

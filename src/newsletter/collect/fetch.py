@@ -72,5 +72,5 @@ def fetch(
         raise FetchError(f"{url}: more than {settings.max_redirects} redirects") from None
     except httpx.TimeoutException:
         raise FetchError(f"{url}: timed out after {settings.timeout:g} s") from None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         raise FetchError(f"{url}: {exc}") from None
