@@ -20,7 +20,16 @@ from pydantic import (
     model_validator,
 )
 
-__all__ = ["PREHEADER_MAX", "SUBJECT_MAX", "Image", "Issue", "Item", "Section", "iso_week"]
+__all__ = [
+    "PREHEADER_MAX",
+    "SUBJECT_MAX",
+    "Image",
+    "Issue",
+    "Item",
+    "Section",
+    "iso_week",
+    "item_id",
+]
 
 #: Inbox previews show roughly 90-140 characters; longer text is cut and wastes the space.
 PREHEADER_MAX = 150
@@ -54,6 +63,11 @@ def _single_line(value: str, what: str) -> str:
     if "\n" in value or "\r" in value:
         raise ValueError(f"{what} must be on one line; remove the line break")
     return value.strip()
+
+
+def item_id(url: str | None, title: str) -> str:
+    """A stable id: from the URL, or from the title when there is none (copied text)."""
+    return hashlib.sha1((url or title.casefold()).encode()).hexdigest()[:12]
 
 
 def iso_week(day: dt.date) -> str:
@@ -141,8 +155,7 @@ class Item(_Model):
     @model_validator(mode="after")
     def _default_id(self) -> Item:
         if not self.id:
-            basis = self.url or self.title.casefold()
-            self.id = hashlib.sha1(basis.encode()).hexdigest()[:12]
+            self.id = item_id(self.url, self.title)
         return self
 
     @property

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
+from ..collect import canonical_url, normalise_title
 from . import Context, Problem, check
 
 #: Inbox lists show roughly this many characters of a subject.
@@ -35,19 +35,15 @@ def preheader(ctx: Context) -> Iterator[Problem]:
             "",
             'add `preheader = "…"`: one line that adds to the subject',
         )
-    elif _normal(issue.preheader) == _normal(issue.subject) or _normal(issue.preheader).startswith(
-        _normal(issue.subject)
-    ):
+    elif normalise_title(issue.preheader) == normalise_title(issue.subject) or normalise_title(
+        issue.preheader
+    ).startswith(normalise_title(issue.subject)):
         yield Problem(
             "the preheader repeats the subject, wasting the preview line",
             ctx.where_field("preheader"),
             issue.preheader,
             "say something the subject does not",
         )
-
-
-def _normal(text: str) -> str:
-    return re.sub(r"\W+", " ", text.casefold()).strip()
 
 
 @check("empty-section", "warning", "Every section has at least one story.")
@@ -78,13 +74,11 @@ def stale_story(ctx: Context) -> Iterator[Problem]:
 
 @check("duplicate-story", "warning", "No story appears twice under different titles or URLs.")
 def duplicate_story(ctx: Context) -> Iterator[Problem]:
-    from ..collect import canonical_url
-
     seen: dict[str, str] = {}
     for item in ctx.issue.items():
         # The model refuses the exact same URL twice; this catches the same page under
         # tracking parameters or another case, and the same headline under two URLs.
-        keys = {"title:" + _normal(item.title)}
+        keys = {"title:" + normalise_title(item.title)}
         if item.url and item.url.startswith(("http://", "https://")):
             keys.add("url:" + canonical_url(item.url))
         earlier = next((seen[k] for k in keys if k in seen), None)

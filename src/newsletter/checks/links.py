@@ -8,11 +8,11 @@ from collections import Counter
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlsplit
 
+from ..collect import is_tracking
 from . import Context, Problem, check
 
 _TEST_DOMAINS = ("example.com", "example.net", "example.org")
 _TEST_TLDS = (".example", ".test", ".invalid", ".localhost", ".local")
-_TRACKING = ("utm_", "mc_", "fbclid", "gclid", "_hs", "mkt_tok")
 
 
 def urls(ctx: Context) -> list[str]:
@@ -77,7 +77,7 @@ def link_host(ctx: Context) -> Iterator[Problem]:
 def tracking_params(ctx: Context) -> Iterator[Problem]:
     for url in dict.fromkeys(urls(ctx)):
         names = Counter(k for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True))
-        twice = sorted(n for n, c in names.items() if c > 1 and n.lower().startswith(_TRACKING))
+        twice = sorted(n for n, c in names.items() if c > 1 and is_tracking(n))
         if twice:
             yield Problem(
                 f"{', '.join(twice)} appears more than once; analytics will count it wrongly",

@@ -7,7 +7,6 @@ it was, and the other sources are still collected.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 import sqlite3
 import unicodedata
@@ -18,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from ..errors import ConfigError, InputError, NewsletterError
+from ..models import item_id
 from ..settings import Settings, SourceSettings
 from ..store import Store, utcnow
 from .base import Candidate, Parsed
@@ -32,6 +32,7 @@ __all__ = [
     "canonical_url",
     "collect",
     "collect_source",
+    "is_tracking",
     "item_id",
     "normalise_title",
 ]
@@ -41,6 +42,11 @@ _TRACKING = re.compile(
     r"^(utm_\w+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|_hsenc|_hsmi|mkt_tok|igshid|ref_src)$",
     re.I,
 )
+
+
+def is_tracking(name: str) -> bool:
+    """Whether a query parameter only says where a click came from."""
+    return bool(_TRACKING.match(name))
 
 
 def canonical_url(url: str) -> str:
@@ -66,11 +72,6 @@ def normalise_title(title: str) -> str:
     text = unicodedata.normalize("NFKD", title).casefold()
     text = "".join(c for c in text if not unicodedata.combining(c))
     return " ".join(re.sub(r"[^\w]+", " ", text).split())
-
-
-def item_id(url: str | None, title: str) -> str:
-    """The same id the issue model derives, so drafted items keep it in issue files."""
-    return hashlib.sha1((url or title.casefold()).encode()).hexdigest()[:12]
 
 
 @dataclass
