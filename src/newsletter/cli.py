@@ -465,7 +465,7 @@ def _source_line(result: SourceReport) -> None:
         markup=False,
     )
     for problem in result.problems:
-        err.print(f"  skipped: {problem}", markup=False)
+        err.print(f"  {result.source}: {problem}", markup=False)
 
 
 @cli.command(name="collect")
