@@ -147,8 +147,9 @@ class Context:
 
     @property
     def week_start(self) -> dt.date:
-        year, week = self.issue.week.split("-W")
-        return dt.date.fromisocalendar(int(year), int(week), 1)
+        from ..curate import week_range
+
+        return week_range(self.issue.week)[0]
 
 
 @dataclass
