@@ -207,6 +207,11 @@ class Issue(_Model):
             raise ValueError(f"{value!r} is not a week that exists") from None
         return value
 
+    @field_validator("newsletter")
+    @classmethod
+    def _newsletter(cls, value: str) -> str:
+        return _single_line(value, "the newsletter name")
+
     @field_validator("subject")
     @classmethod
     def _subject(cls, value: str) -> str:

@@ -1,4 +1,4 @@
-"""The SQLite store: subscribers and the send ledger (the item library joins later).
+"""The SQLite store: subscribers, the send ledger and the item library.
 
 One file, WAL mode, a busy timeout, and a schema version migrated forward on open.
 Every multi-row change is one transaction, so a crash leaves the store as it was.

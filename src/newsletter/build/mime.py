@@ -31,11 +31,13 @@ def compose(
     text: str,
     html: str,
     *,
-    to: Address | None = None,
     date: dt.datetime,
     msgid: str,
 ) -> EmailMessage:
-    """Build the message. Without ``to`` it is addressed to the list itself (a preview copy)."""
+    """The preview message of the build, addressed to the list itself.
+
+    Per-subscriber messages are made by the send stage (``send/compose.py``).
+    """
     for field, value in (("subject", issue.subject), ("newsletter name", issue.newsletter)):
         if "\r" in value or "\n" in value:
             raise InputError(f"the {field} contains a line break, which would inject a header")
@@ -43,7 +45,7 @@ def compose(
     sender = _address(issue.newsletter, newsletter.from_address)
     message["From"] = sender
     message["Reply-To"] = _address(issue.newsletter, newsletter.reply_to)
-    message["To"] = to or sender
+    message["To"] = sender
     message["Subject"] = issue.subject
     message["Date"] = format_datetime(date)
     message["Message-ID"] = msgid
