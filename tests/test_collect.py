@@ -7,9 +7,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,6 +21,7 @@ from newsletter.curate import draft_issue, list_items, week_range
 from newsletter.errors import InputError
 from newsletter.settings import Settings, SourceSettings
 from newsletter.store import Store
+from tests.local_http import serve
 
 SOURCE = SourceSettings(name="desk", type="text", location="x.txt")
 
@@ -149,13 +149,8 @@ class Server(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def base() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Server)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serve(Server) as url:
+        yield url
 
 
 def test_fetch_conditional_get_limits_and_user_agent(base: str, settings: Settings) -> None:
