@@ -373,14 +373,23 @@ def max_rss_kib() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
-def rss_child(count: int, port: int, connections: int) -> int:
-    """In a fresh process: store of ``count`` subscribers, build, send; print peak RSS."""
-    with tempfile.TemporaryDirectory(prefix="newsletter-bench-rss-") as tmp:
+@contextlib.contextmanager
+def built_project(
+    name: str, port: int, connections: int, count: int
+) -> Iterator[tuple[Settings, Path]]:
+    """A temporary project with ``count`` subscribers and the sample issue already built."""
+    with tempfile.TemporaryDirectory(prefix=f"newsletter-bench-{name}-") as tmp:
         folder = Path(tmp)
         settings = make_project(folder, port, connections)
         insert_subscribers(settings, count)
         issue_path = folder / "issues" / ISSUE.name
         build(settings, issue_path)
+        yield settings, issue_path
+
+
+def rss_child(count: int, port: int, connections: int) -> int:
+    """In a fresh process: store of ``count`` subscribers, build, send; print peak RSS."""
+    with built_project("rss", port, connections, count) as (settings, issue_path):
         before = max_rss_kib()
         start = time.perf_counter()
         report = send_issue(issue_path, settings)
@@ -463,12 +472,7 @@ def profile_send(port: int, connections: int, count: int, top: int) -> None:
     Blocking calls (``recv_into``, lock ``acquire``, ``sendall``) are time spent waiting,
     summed over the threads; for everything else, own time is close to CPU time.
     """
-    with tempfile.TemporaryDirectory(prefix="newsletter-bench-prof-") as tmp:
-        folder = Path(tmp)
-        settings = make_project(folder, port, connections)
-        insert_subscribers(settings, count)
-        issue_path = folder / "issues" / ISSUE.name
-        build(settings, issue_path)
+    with built_project("prof", port, connections, count) as (settings, issue_path):
         start = time.perf_counter()
         with profile_all_threads() as profiles:
             report = send_issue(issue_path, settings)
