@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from newsletter import load_issue, load_settings
-from newsletter.build import Renderer, render_issue, write_atomic
-from newsletter.build.render import Links
+from newsletter.files import write_atomic
 from newsletter.models import Issue
+from newsletter.render import Renderer, render_issue
+from newsletter.render.theme import Links
 from newsletter.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

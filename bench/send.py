@@ -61,10 +61,10 @@ from typing import Any
 from pydantic import SecretStr
 
 from newsletter import NewsletterError, build_issue, load_issue, load_settings
-from newsletter.build.render import Renderer
 from newsletter.models import Issue
+from newsletter.render.message import Composer, Recipient
+from newsletter.render.theme import Renderer
 from newsletter.send import SendReport, send_issue
-from newsletter.send.compose import Composer, Recipient
 from newsletter.settings import Settings
 from newsletter.store import Store
 from newsletter.subscribers import import_csv

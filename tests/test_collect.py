@@ -17,7 +17,7 @@ import pytest
 from newsletter import load_issue
 from newsletter.collect import Candidate, add_candidates, canonical_url, collect, item_id
 from newsletter.collect.fetch import FetchError, fetch
-from newsletter.curate import draft_issue, list_items, week_range
+from newsletter.draft import draft_issue, list_items, week_range
 from newsletter.errors import InputError
 from newsletter.settings import Settings, SourceSettings
 from newsletter.store import Store

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from newsletter import Build, InputError, Settings, load_issue, parse_issue, render_issue
-from newsletter.build.markup import markdown_html, markdown_text, wrap
-from newsletter.build.render import Renderer
+from newsletter.render.markup import markdown_html, markdown_text, wrap
+from newsletter.render.theme import Renderer
 from tests.conftest import PINNED_MSGID, PINNED_NOW, SAMPLE_ISSUE
 
 URL = re.compile(r"https?://\S+")

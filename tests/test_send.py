@@ -392,7 +392,7 @@ def test_sample_issue_path_constant() -> None:
 
 def test_wire_bytes_are_the_dot_stuffed_message(settings: Settings) -> None:
     from newsletter import load_issue
-    from newsletter.send.compose import Composer, Recipient, dot_stuff
+    from newsletter.render.message import Composer, Recipient, dot_stuff
 
     # A greeting that starts with the name puts a per-recipient value at the start of a line.
     newsletter = settings.newsletter.model_copy(update={"greeting": "{name}, welcome"})
@@ -464,7 +464,7 @@ def test_limit_leaves_the_rest_for_later_and_exits_0(
 
 def test_each_test_copy_has_a_new_message_id(settings: Settings) -> None:
     from newsletter import load_issue
-    from newsletter.send.compose import Composer, Recipient
+    from newsletter.render.message import Composer, Recipient
 
     composer = Composer(load_issue(SAMPLE_ISSUE, settings), settings, test=True)
     me = Recipient("me@example.org")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .build import Build, build_issue, render_issue
 from .errors import ConfigError, InputError, NewsletterError
 from .issuefile import load_issue, parse_issue
 from .models import Image, Issue, Item, Section
+from .render import Build, build_issue, render_issue
 from .settings import Settings, load_settings
 
 __all__ = [

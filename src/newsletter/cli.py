@@ -29,11 +29,11 @@ from rich.progress import (
 from rich.table import Table
 
 from . import __version__, subscribers
-from .build import GMAIL_CLIP_BYTES, build_issue
 from .checks import ChecksFailed, Finding, Report, Severity, check_issue, gate
 from .collect import SourceReport, collect, collect_source
-from .curate import draft_issue, list_items
+from .draft import draft_issue, list_items
 from .errors import ConfigError, NewsletterError
+from .render import GMAIL_CLIP_BYTES, build_issue
 from .send import SendReport, plan, send_issue, send_test
 from .settings import DEFAULT_CONFIG, Settings, SourceSettings, load_settings
 from .store import Store

@@ -20,11 +20,11 @@ from typing import Any, Literal
 
 import lxml.html
 
-from ..build import Build, render_issue
-from ..build.render import Renderer
 from ..errors import ConfigError, NewsletterError
 from ..issuefile import item_location, line_map, load_issue
 from ..models import Issue, Item
+from ..render import Build, render_issue
+from ..render.theme import Renderer
 from ..settings import Settings
 
 __all__ = [
@@ -137,7 +137,7 @@ class Context:
     @cached_property
     def message(self) -> EmailMessage:
         """A real message as `send` composes it, for a sample subscriber."""
-        from ..send.compose import Composer, Recipient
+        from ..render.message import Composer, Recipient
 
         composer = Composer(self.issue, self.settings, Renderer(self.settings))
         sample = Recipient("subscriber@example.org", "Sample Subscriber", "sample-token", 1)
@@ -147,7 +147,7 @@ class Context:
 
     @property
     def week_start(self) -> dt.date:
-        from ..curate import week_range
+        from ..draft import week_range
 
         return week_range(self.issue.week)[0]
 

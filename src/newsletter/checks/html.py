@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import lxml.etree
 
-from ..build import GMAIL_CLIP_BYTES
+from ..render import GMAIL_CLIP_BYTES
 from . import Context, Problem, check
 
 SIZE_WARNING = 90 * 1024

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from ..build.markup import TEXT_WIDTH
+from ..render.markup import TEXT_WIDTH
 from . import Context, Problem, check
 
 _URL = re.compile(r"https?://\S+")

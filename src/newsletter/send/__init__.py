@@ -16,15 +16,16 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..build import build_issue, write_atomic
-from ..build.render import Renderer, builtin_theme
 from ..errors import ConfigError, InputError, NewsletterError
+from ..files import write_atomic
 from ..issuefile import load_issue
 from ..models import Issue
+from ..render import build_issue
+from ..render.message import Composer, Recipient
+from ..render.theme import Renderer, builtin_theme
 from ..settings import SAMPLE_SECRET, Settings
 from ..store import Store, utcnow
 from .capture import CaptureServer
-from .compose import Composer, Recipient
 from .deliver import PENDING, Delivery, Outcome, deliver
 from .smtp import Connection, ServerFailure, SmtpError, TemporaryFailure
 

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import NewsletterError
+from ..render.message import Composer, Recipient
 from ..store import Store, utcnow
-from .compose import Composer, Recipient
 from .smtp import Connection, PermanentFailure, TemporaryFailure
 
 __all__ = ["Delivery", "LedgerError", "Outcome", "deliver", "pending_recipients"]

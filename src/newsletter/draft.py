@@ -13,8 +13,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .build import write_atomic
 from .errors import InputError
+from .files import write_atomic
 from .models import PREHEADER_MAX
 from .settings import DraftSection, Settings
 from .store import Store

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import write_atomic
 from ..issuefile import load_issue
 from ..models import Issue
 from ..settings import Settings
 from .mime import compose, message_id
-from .render import Links, Renderer
+from .theme import Links, Renderer
 
 __all__ = ["GMAIL_CLIP_BYTES", "Build", "Renderer", "build_issue", "render_issue", "write_atomic"]
 
@@ -94,29 +94,6 @@ def render_issue(
     eml = message.as_bytes()
     timings["mime"] = time.perf_counter() - start
     return Build(issue=issue, html=html, text=text, archive_html=archive, eml=eml, timings=timings)
-
-
-def write_atomic(files: dict[Path, bytes]) -> None:
-    """Write several files so that a failure leaves every one of them as it was.
-
-    Each file goes to a temp file beside it first; only when all are on disk are they
-    renamed into place, so a full disk halfway leaves no mix of old and new outputs.
-    """
-    staged: list[tuple[str, Path]] = []
-    try:
-        for path, data in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            staged.append((tmp, path))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def build_issue(

@@ -24,11 +24,11 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 
-from ..build.render import Links, Renderer
 from ..errors import ConfigError, InputError
 from ..models import Issue
 from ..settings import Settings
 from ..subscribers import sign_token
+from .theme import Links, Renderer
 
 __all__ = ["Composer", "Recipient", "dot_stuff"]
 
