@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import Build, Settings, load_issue, load_settings, render_issue
+from newsletter import Build, Settings, load_settings, open_issue, render_issue
 from tests.smtp_servers import (  # noqa: F401  (fixtures shared by every test module)
     fixture_server_tls,
     fixture_smtp_ca,
@@ -51,5 +51,4 @@ def settings(project: Path) -> Settings:
 
 @pytest.fixture
 def sample_build(settings: Settings) -> Build:
-    issue = load_issue(SAMPLE_ISSUE, settings)
-    return render_issue(issue, settings, now=PINNED_NOW, msgid=PINNED_MSGID)
+    return render_issue(open_issue(SAMPLE_ISSUE, settings), now=PINNED_NOW, msgid=PINNED_MSGID)

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import Build, InputError, Settings, build_issue
+from newsletter import Build, InputError, Settings, build_issue, open_issue
 from tests.conftest import PINNED_MSGID, PINNED_NOW, SAMPLE_ISSUE
 
 
 def test_build_writes_four_files(settings: Settings, project: Path) -> None:
     result = build_issue(
-        project / "issues" / "2023-W25.toml", settings, now=PINNED_NOW, msgid=PINNED_MSGID
+        open_issue(project / "issues" / "2023-W25.toml", settings),
+        now=PINNED_NOW,
+        msgid=PINNED_MSGID,
     )
     folder = settings.output_dir / "2023-W25"
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -53,7 +55,7 @@ def test_eml_parses_back_into_the_two_parts(sample_build: Build) -> None:
 def test_message_id_is_unique_and_on_the_sender_domain(settings: Settings, project: Path) -> None:
     ids = set()
     for _ in range(2):
-        result = build_issue(project / "issues" / "2023-W25.toml", settings)
+        result = build_issue(open_issue(project / "issues" / "2023-W25.toml", settings))
         ids.add(email.message_from_bytes(result.eml, policy=default)["Message-ID"])
     assert len(ids) == 2 and all(i.endswith("@example.org>") for i in ids)
 
@@ -62,7 +64,7 @@ def test_out_option_and_source_date_epoch(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1687503600")
-    result = build_issue(SAMPLE_ISSUE, settings, tmp_path / "elsewhere")
+    result = build_issue(open_issue(SAMPLE_ISSUE, settings), tmp_path / "elsewhere")
     assert (tmp_path / "elsewhere" / "2023-W25" / "email.eml").is_file()
     assert (
         email.message_from_bytes(result.eml, policy=default)["Date"].datetime.timestamp()
@@ -72,12 +74,12 @@ def test_out_option_and_source_date_epoch(
 
 def test_failed_build_leaves_previous_outputs_untouched(settings: Settings, project: Path) -> None:
     issue_file = project / "issues" / "2023-W25.toml"
-    build_issue(issue_file, settings)
+    build_issue(open_issue(issue_file, settings))
     folder = settings.output_dir / "2023-W25"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     issue_file.write_text(issue_file.read_text().replace('title = "Video"', 'title = ""'))
     with pytest.raises(InputError, match="section title is empty"):
-        build_issue(issue_file, settings)
+        build_issue(open_issue(issue_file, settings))
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
@@ -85,7 +87,7 @@ def test_failure_while_writing_leaves_no_partial_file(
     settings: Settings, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     issue_file = project / "issues" / "2023-W25.toml"
-    build_issue(issue_file, settings)
+    build_issue(open_issue(issue_file, settings))
     folder = settings.output_dir / "2023-W25"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     issue_file.write_text(issue_file.read_text().replace("Welcome to", "Hello and welcome to"))
@@ -98,7 +100,7 @@ def test_failure_while_writing_leaves_no_partial_file(
 
     monkeypatch.setattr(os, "fsync", disk_full_on_third_file)
     with pytest.raises(OSError, match="No space"):
-        build_issue(issue_file, settings)
+        build_issue(open_issue(issue_file, settings))
     monkeypatch.undo()
     # All four files are as they were (not two new, two old), and no temp file is left.
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

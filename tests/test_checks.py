@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import Settings, parse_issue, render_issue
+from newsletter import Settings, issue_from_text, open_issue, render_issue
 from newsletter.checks import CHECKS, Context, Report, check_issue, run_checks
 from newsletter.errors import ConfigError
-from newsletter.issuefile import line_map
 from tests.conftest import ROOT, SAMPLE_ISSUE
 
 SAMPLE = SAMPLE_ISSUE.read_text(encoding="utf-8")
@@ -29,13 +28,13 @@ def run(
     plain: Callable[[str], str] | None = None,
 ) -> Report:
     """Check an issue text, optionally with its rendered HTML or text edited afterwards."""
-    issue = parse_issue(text, "issue.toml", settings, lenient=True)
-    build = render_issue(issue, settings)
+    loaded = issue_from_text(text, settings, "issue.toml")
+    build = render_issue(loaded)
     if html:
         build = dataclasses.replace(build, html=html(build.html))
     if plain:
         build = dataclasses.replace(build, text=plain(build.text))
-    return run_checks(Context(issue, settings, build, "issue.toml", line_map(text)))
+    return run_checks(Context(loaded, build))
 
 
 def names(report: Report, severity: str | None = None) -> set[str]:
@@ -48,7 +47,7 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Report:
     (folder / "config.toml").write_text((ROOT / "config.toml").read_text())
     from newsletter import load_settings
 
-    return check_issue(SAMPLE_ISSUE, load_settings(folder / "config.toml"))
+    return check_issue(open_issue(SAMPLE_ISSUE, load_settings(folder / "config.toml")))
 
 
 def test_sample_issue_is_clean(clean: Report) -> None:

@@ -15,10 +15,13 @@ from typing import ClassVar
 import pytest
 
 from newsletter import load_issue
-from newsletter.collect import Candidate, add_candidates, canonical_url, collect, item_id
+from newsletter.collect import Candidate, add_candidates, collect
 from newsletter.collect.fetch import FetchError, fetch
-from newsletter.draft import draft_issue, list_items, week_range
+from newsletter.draft import draft_issue
 from newsletter.errors import InputError
+from newsletter.library import list_items
+from newsletter.models import item_id, week_range
+from newsletter.normalise import canonical_url
 from newsletter.settings import Settings, SourceSettings
 from newsletter.store import Store
 from tests.local_http import serve

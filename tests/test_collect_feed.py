@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from newsletter.collect.base import Candidate, Parsed
-from newsletter.collect.feed import clip, html_to_text, parse_feed
+from newsletter.collect.base import html_to_text, summary_text
+from newsletter.collect.feed import parse_feed
+from newsletter.normalise import clip
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 UTC = dt.UTC
@@ -191,9 +193,11 @@ def test_html_to_text_and_clip() -> None:
     assert html_to_text("<p>a<br>b</p><p>c &amp; d</p><style>p{}</style>") == "a b c & d"
     # Escaped markup in the source stays text: it is no longer HTML once unescaped.
     assert html_to_text("1 &lt; 2") == "1 < 2"
-    assert clip("short") == "short"
+    assert clip("short", 10) == "short"
     assert clip("one two three four", 12) == "one two…"
     assert clip("x" * 20, 10) == "x" * 9 + "…"
+    assert summary_text("<p>" + "word " * 200 + "</p>").endswith("word…")
+    assert len(summary_text("<p>" + "word " * 200 + "</p>")) <= 600
 
 
 def test_feed_read_from_a_file_resolves_against_its_site_link() -> None:

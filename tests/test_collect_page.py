@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from newsletter.collect.base import Parsed
-from newsletter.collect.page import NATO_NEWSROOM_SELECTORS, is_navigation, parse_date, parse_page
+from newsletter.collect.page import NATO_NEWSROOM_SELECTORS, is_navigation, parse_page
+from newsletter.normalise import parse_date
 
 PAGES = Path(__file__).parent / "fixtures" / "pages"
 NATO = PAGES / "nato-newsroom-2022-12-07.html"

@@ -276,3 +276,41 @@ def test_text_without_markers_is_read_as_a_list_of_headlines() -> None:
         row("Council approves new cycle lanes", june(1, 2024), "news", "Latest news"),
         row("Library extends opening hours this summer", june(1, 2024), "news", "Latest news"),
     ]
+
+
+# --- Rules shared with the other sources (newsletter.normalise) ---------------------------------
+
+
+def test_iso_timestamps_are_dates_in_copied_text_too() -> None:
+    # Before the shared date parser, a copied text read "2022-12-07" but not the timestamp a
+    # CMS prints, and the story fell back to the page date; page sources always read it.
+    text = (
+        "Allies agree on new air defence plan\n"
+        "2022-12-07T09:30:00Z\n"
+        "Defence ministers agreed a plan to strengthen air defence across the Alliance.\n"
+        "Read more\n\n"
+        "Ministers meet partners in Bucharest\n"
+        "Posted 2022-11-30T16:05:00+02:00\n"
+        "Foreign ministers met partners from the region to discuss support for Ukraine.\n"
+        "Read more\n"
+    )
+    parsed = parse_text(text, page_date=dt.date(2022, 12, 1))
+    assert [(i.title, i.published) for i in parsed.items] == [
+        ("Allies agree on new air defence plan", dt.date(2022, 12, 7)),
+        ("Ministers meet partners in Bucharest", dt.date(2022, 11, 30)),
+    ]
+    assert parsed.problems == []
+
+
+def test_headlines_differing_only_in_accents_are_one_story() -> None:
+    # One title rule everywhere: the library and the duplicate-story check already folded
+    # accents, so the copied-text reader now agrees that these are the same story.
+    text = (
+        "Caf\u00e9 society opens its doors\n\nThe new community caf\u00e9 welcomes its first guests.\n"
+        "Read more\n\n"
+        "Cafe society opens its doors\n\nThe new community cafe welcomes its first guests.\n"
+        "Read more\n"
+    )
+    parsed = parse_text(text, page_date=june(1, 2024))
+    assert [item.title for item in parsed.items] == ["Caf\u00e9 society opens its doors"]
+    assert len(parsed.problems) == 1 and "seen above" in parsed.problems[0]

@@ -173,7 +173,7 @@ def test_check_links_option_reports_through_the_check_command(base: str, tmp_pat
     settings = load_settings(tmp_path / "config.toml")
     allowed = settings.checks.model_copy(update={"allowed_hosts": ["*.example.org", "127.0.0.1"]})
     settings = settings.model_copy(update={"checks": allowed})
-    report = check_issue(tmp_path / "issue.toml", settings, network=True)
+    report = check_issue(open_issue(tmp_path / "issue.toml", settings), network=True)
     found = {(f.value, f.severity) for f in report.findings if f.check == "links-reachable"}
     assert (base + "/missing", "error") in found
     assert (base + "/moved", "info") in found

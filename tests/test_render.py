@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import Build, InputError, Settings, load_issue, parse_issue, render_issue
+from newsletter import Build, InputError, Settings, issue_from_text, open_issue, render_issue
 from newsletter.render.markup import markdown_html, markdown_text, wrap
 from newsletter.render.theme import Renderer
 from tests.conftest import PINNED_MSGID, PINNED_NOW, SAMPLE_ISSUE
@@ -104,7 +104,7 @@ def test_markup_in_titles_is_text_in_both_parts(settings: Settings) -> None:
         .replace("KFOR is taking", "KFOR <b onclick=x()>is</b> taking")
     )
     build = render_issue(
-        parse_issue(text, "evil.toml", settings), settings, now=PINNED_NOW, msgid=PINNED_MSGID
+        issue_from_text(text, settings, "evil.toml"), now=PINNED_NOW, msgid=PINNED_MSGID
     )
     assert not re.search(r"<script\b", build.html, re.I)
     assert not re.search(r"<b\b", build.html)
@@ -145,9 +145,7 @@ def test_project_templates_override_the_builtin_theme(project: Path) -> None:
     from newsletter import load_settings
 
     settings = load_settings(project / "config.toml")
-    build = render_issue(
-        load_issue(SAMPLE_ISSUE, settings), settings, now=PINNED_NOW, msgid=PINNED_MSGID
-    )
+    build = render_issue(open_issue(SAMPLE_ISSUE, settings), now=PINNED_NOW, msgid=PINNED_MSGID)
     assert "Custom footer for NATO Newsroom Weekly" in build.html
     assert "Boulevard Léopold III" not in build.html  # the built-in footer was replaced
     assert "Boulevard Léopold III" in build.text  # the text template was not overridden
@@ -160,7 +158,7 @@ def test_misspelt_template_variable_is_an_error(project: Path) -> None:
 
     settings = load_settings(project / "config.toml")
     with pytest.raises(InputError, match="subjcet"):
-        render_issue(load_issue(SAMPLE_ISSUE, settings), settings)
+        render_issue(open_issue(SAMPLE_ISSUE, settings))
 
 
 def test_template_syntax_error_names_file_and_line(project: Path) -> None:
@@ -170,7 +168,7 @@ def test_template_syntax_error_names_file_and_line(project: Path) -> None:
 
     settings = load_settings(project / "config.toml")
     with pytest.raises(InputError, match=r"issue\.txt\.j2:2: template error"):
-        render_issue(load_issue(SAMPLE_ISSUE, settings), settings)
+        render_issue(open_issue(SAMPLE_ISSUE, settings))
 
 
 @pytest.fixture
@@ -204,7 +202,7 @@ def test_premailer_never_reaches_the_network(settings: Settings, no_network: lis
     assert "!important" in out
     assert 'href="https://newsletter.example.org/about"' in out
     # And the whole sample build, with sockets refused.
-    render_issue(load_issue(SAMPLE_ISSUE, settings), settings, renderer)
+    render_issue(open_issue(SAMPLE_ISSUE, settings, renderer=renderer))
     assert no_network == []
 
 
@@ -218,5 +216,5 @@ def test_cssutils_does_not_flood_the_log(
         "<html><head><style>td { mso-line-height-rule: exactly; }</style></head>"
         "<body><table><tr><td>x</td></tr></table></body></html>"
     )
-    render_issue(load_issue(SAMPLE_ISSUE, settings), settings, renderer)
+    render_issue(open_issue(SAMPLE_ISSUE, settings, renderer=renderer))
     assert [r for r in caplog.records if r.levelno >= 30] == []

@@ -13,41 +13,17 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import library
 from .errors import InputError
 from .files import write_atomic
-from .models import PREHEADER_MAX
+from .library import list_items
+from .models import PREHEADER_MAX, week_range
+from .normalise import clip
 from .settings import DraftSection, Settings
 from .store import Store
 
-__all__ = ["Draft", "draft_issue", "list_items", "week_range"]
-
-#: An item's day: its publication date, or the day it was first collected when the
-#: source gave none (a listing page without dates), so that it can still be drafted.
-DAY = "COALESCE(published, substr(first_seen, 1, 10))"
-
-
-def week_range(week: str) -> tuple[dt.date, dt.date]:
-    """``2023-W25`` -> (Monday 19 June, Sunday 25 June 2023)."""
-    try:
-        year, number = week.split("-W")
-        monday = dt.date.fromisocalendar(int(year), int(number), 1)
-    except ValueError:
-        raise InputError(f"--week {week!r}: not an ISO week such as 2023-W25") from None
-    return monday, monday + dt.timedelta(days=6)
-
-
-def list_items(
-    store: Store, *, week: str | None = None, source: str | None = None
-) -> list[sqlite3.Row]:
-    query, args = "SELECT * FROM items WHERE 1 = 1", []
-    if week:
-        start, end = week_range(week)
-        query += f" AND {DAY} BETWEEN ? AND ?"
-        args += [start.isoformat(), end.isoformat()]
-    if source:
-        query += " AND source = ?"
-        args.append(source)
-    return store.db.execute(query + f" ORDER BY {DAY} DESC, first_seen DESC", args).fetchall()
+# list_items is re-exported until the CLI calls library.list_items itself.
+__all__ = ["Draft", "draft_issue", "list_items"]
 
 
 @dataclass
@@ -75,18 +51,8 @@ def _section_for(row: sqlite3.Row, sections: list[DraftSection]) -> DraftSection
 
 
 def _select(store: Store, settings: Settings, week: str) -> Draft:
-    start, end = week_range(week)
-    rows = store.db.execute(
-        f"SELECT * FROM items WHERE {DAY} BETWEEN ? AND ? AND id NOT IN "
-        "(SELECT item_id FROM issue_items WHERE issue != ?) "
-        f"ORDER BY pinned DESC, {DAY} DESC, first_seen DESC",
-        (start.isoformat(), end.isoformat(), week),
-    ).fetchall()
-    sent = store.db.execute(
-        "SELECT COUNT(*) FROM items JOIN issue_items ON issue_items.item_id = items.id "
-        f"WHERE issue_items.issue != ? AND {DAY} BETWEEN ? AND ?",
-        (week, start.isoformat(), end.isoformat()),
-    ).fetchone()[0]
+    rows = library.draftable_items(store, week)
+    sent = library.count_sent_elsewhere(store, week)
     draft = Draft(week, settings.issues_dir / f"{week}.toml")
     if sent:
         draft.skipped.append(f"{sent} items of the week went out in an earlier issue")
@@ -141,10 +107,7 @@ def _item_lines(row: sqlite3.Row, table: str) -> list[str]:
 
 
 def _preheader(draft: Draft) -> str:
-    text = " ".join((draft.lead["summary"] if draft.lead else "").split())
-    if len(text) <= PREHEADER_MAX:
-        return text
-    return text[: PREHEADER_MAX - 1].rsplit(" ", 1)[0] + "…"
+    return clip(" ".join((draft.lead["summary"] if draft.lead else "").split()), PREHEADER_MAX)
 
 
 def render_draft(draft: Draft, number: int) -> str:

@@ -7,7 +7,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-__all__ = ["ConfigError", "InputError", "NewsletterError", "describe_validation_error"]
+__all__ = [
+    "ConfigError",
+    "InputError",
+    "NewsletterError",
+    "describe_validation_error",
+    "located_errors",
+]
 
 
 class NewsletterError(Exception):
@@ -23,9 +29,17 @@ class ConfigError(NewsletterError):
 
 
 class InputError(NewsletterError):
-    """An input file (an issue file, a template) is wrong."""
+    """An input file (an issue file, a template) is wrong.
+
+    ``what`` says the problem and ``where`` the place (``file:line: story, field``), so
+    that `check` can report it as a located finding without re-parsing the message.
+    """
 
     exit_code = 2
+
+    def __init__(self, what: str, where: str = "") -> None:
+        self.what, self.where = what, where
+        super().__init__(f"{where}: {what}" if where else what)
 
 
 def _message(error: Any) -> str:
@@ -41,19 +55,24 @@ def _message(error: Any) -> str:
     return msg
 
 
-def describe_validation_error(
-    exc: ValidationError,
-    where: Callable[[Sequence[int | str]], str],
-    limit: int = 1,
-) -> list[str]:
-    """Turn a pydantic error into lines like ``<where>: <field> <problem>``.
+def located_errors(
+    exc: ValidationError, where: Callable[[Sequence[int | str]], str]
+) -> list[InputError]:
+    """Every problem of a pydantic error, each as an :class:`InputError` with its place.
 
     ``where`` maps an error location (``("sections", 0, "items", 2, "url")``) to a
     human description such as ``issues/2023-W25.toml:41: section "News", item 3, url``.
     """
     # A misspelt key usually explains the "missing" error beside it, so it goes first.
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    lines = []
-    for error in errors[:limit] if limit else errors:
-        lines.append(f"{where(error['loc'])}: {_message(error)}")
-    return lines
+    return [InputError(_message(error), where(error["loc"])) for error in errors]
+
+
+def describe_validation_error(
+    exc: ValidationError,
+    where: Callable[[Sequence[int | str]], str],
+    limit: int = 1,
+) -> list[str]:
+    """Turn a pydantic error into lines like ``<where>: <field> <problem>``."""
+    errors = located_errors(exc, where)
+    return [str(error) for error in (errors[:limit] if limit else errors)]

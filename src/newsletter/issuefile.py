@@ -9,16 +9,25 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import InputError, describe_validation_error
+from .errors import InputError, located_errors
 from .models import Issue
 from .settings import Settings
 
-__all__ = ["item_location", "line_map", "load_issue", "parse_issue"]
+__all__ = [
+    "ParsedIssue",
+    "item_location",
+    "line_map",
+    "load_issue",
+    "parse",
+    "parse_issue",
+    "read_issue_text",
+]
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\s-]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
@@ -93,18 +102,25 @@ def _line_for(loc: Sequence[int | str], lines: dict[tuple[int | str, ...], int])
     return None
 
 
-def parse_issue(
-    text: str, source: str, settings: Settings | None = None, *, lenient: bool = False
-) -> Issue:
-    """Parse and validate issue TOML; ``source`` names the file in error messages.
+@dataclass
+class ParsedIssue:
+    """An issue file validated both ways: what `check` reports and what `build` refuses."""
 
-    ``lenient`` lets bad links and missing alt texts through for the checks to report
-    (see :func:`newsletter.models.lenient`); building and sending never use it.
-    """
+    #: The issue as far as it could be read: strict when valid, else lenient (bad links
+    #: and missing alt texts let through for the checks); None when even that failed.
+    issue: Issue | None
+    #: Every rule that makes `build` and `send` refuse the file, each with its place.
+    refusals: list[InputError] = field(default_factory=list)
+    #: TOML paths to line numbers, for locating findings.
+    lines: dict[tuple[int | str, ...], int] = field(default_factory=dict)
+
+
+def parse(text: str, source: str, settings: Settings | None = None) -> ParsedIssue:
+    """Validate issue TOML strictly, collecting every refusal rather than the first."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{source}: not valid TOML: {exc}") from None
+        raise InputError(f"not valid TOML: {exc}", source) from None
     if settings and not data.get("newsletter"):
         data["newsletter"] = settings.newsletter.name
     lines = line_map(text)
@@ -115,21 +131,40 @@ def parse_issue(
         prefix = f"{source}:{line}" if line else source
         return f"{prefix}: {label}" if label else prefix
 
-    try:
-        issue = Issue.model_validate(data, context={"lenient": lenient})
-    except ValidationError as exc:
-        (message,) = describe_validation_error(exc, where)
-        raise InputError(message) from None
-
-    if settings is not None and not settings.build.allow_linkless_items and not lenient:
+    refusals: list[InputError] = []
+    issue: Issue | None = None
+    for lenient in (False, True):
+        try:
+            issue = Issue.model_validate(data, context={"lenient": lenient})
+            break
+        except ValidationError as exc:
+            if not lenient:
+                refusals = located_errors(exc, where)
+    if issue is not None and settings is not None and not settings.build.allow_linkless_items:
         for index, item in enumerate(issue.items()):
             if item.url is None:
-                loc = item_location(issue, index)
-                raise InputError(
-                    f"{where((*loc, 'url'))}: the story has no URL; add its web address, "
-                    "or set [build] allow_linkless_items = true"
+                refusals.append(
+                    InputError(
+                        "the story has no URL; add its web address, "
+                        "or set [build] allow_linkless_items = true",
+                        where((*item_location(issue, index), "url")),
+                    )
                 )
-    return issue
+    return ParsedIssue(issue, refusals, lines)
+
+
+def parse_issue(
+    text: str, source: str, settings: Settings | None = None, *, lenient: bool = False
+) -> Issue:
+    """Parse and validate issue TOML; ``source`` names the file in error messages.
+
+    Raises the first refusal, or with ``lenient`` returns what the checks would see.
+    """
+    parsed = parse(text, source, settings)
+    if parsed.refusals and not (lenient and parsed.issue is not None):
+        raise parsed.refusals[0]
+    assert parsed.issue is not None
+    return parsed.issue
 
 
 def item_location(issue: Issue, index: int) -> tuple[int | str, ...]:
@@ -145,17 +180,21 @@ def item_location(issue: Issue, index: int) -> tuple[int | str, ...]:
     raise IndexError(index)
 
 
+def read_issue_text(path: Path) -> str:
+    """The file's text, or :class:`InputError` naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("issue file not found", str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start})", str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", str(path)) from None
+
+
 def load_issue(
     path: Path | str, settings: Settings | None = None, *, lenient: bool = False
 ) -> Issue:
     """Read ``path`` or raise :class:`InputError` naming the file, line, story and field."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: issue file not found") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_issue(text, str(path), settings, lenient=lenient)
+    return parse_issue(read_issue_text(path), str(path), settings, lenient=lenient)

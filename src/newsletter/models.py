@@ -20,6 +20,9 @@ from pydantic import (
     model_validator,
 )
 
+from .errors import InputError
+from .normalise import is_web_url
+
 __all__ = [
     "PREHEADER_MAX",
     "SUBJECT_MAX",
@@ -29,6 +32,7 @@ __all__ = [
     "Section",
     "iso_week",
     "item_id",
+    "week_range",
 ]
 
 #: Inbox previews show roughly 90-140 characters; longer text is cut and wastes the space.
@@ -52,11 +56,12 @@ def lenient(info: ValidationInfo) -> bool:
 
 def _web_url(value: str) -> str:
     value = value.strip()
-    if not re.match(r"^https?://[^\s/]+", value, re.IGNORECASE):
+    if is_web_url(value):
+        return value
+    # Which of the two rules failed: a good start (up to the first space) means spaces.
+    if not value or not is_web_url(value.split()[0]):
         raise ValueError(f"must be a web address starting with https:// or http:// (got {value!r})")
-    if re.search(r"\s", value):
-        raise ValueError(f"must not contain spaces (got {value!r})")
-    return value
+    raise ValueError(f"must not contain spaces (got {value!r})")
 
 
 def _single_line(value: str, what: str) -> str:
@@ -74,6 +79,16 @@ def iso_week(day: dt.date) -> str:
     """``2023-06-23`` -> ``"2023-W25"``."""
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
+
+
+def week_range(week: str) -> tuple[dt.date, dt.date]:
+    """``2023-W25`` -> (Monday 19 June, Sunday 25 June 2023)."""
+    try:
+        year, number = week.split("-W")
+        monday = dt.date.fromisocalendar(int(year), int(number), 1)
+    except ValueError:
+        raise InputError(f"--week {week!r}: not an ISO week such as 2023-W25") from None
+    return monday, monday + dt.timedelta(days=6)
 
 
 class _Model(BaseModel):

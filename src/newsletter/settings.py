@@ -1,7 +1,10 @@
-"""Settings: ``config.toml`` overlaid by ``NEWSLETTER_*`` environment variables.
+"""Settings: ``config.toml``, overlaid by ``secrets.toml``, then ``NEWSLETTER_*`` variables.
 
-Environment variables win over the file, and nest with ``__``:
-``NEWSLETTER_NEWSLETTER__BASE_URL=https://news.example.org/``.
+Environment variables win over both files, and nest with ``__``:
+``NEWSLETTER_NEWSLETTER__BASE_URL=https://news.example.org/``. ``secrets.toml``, beside
+the config file and optional, holds what a project must not commit (the ``[security]
+secret`` that ``newsletter init`` generates, a relay password); it wins over
+``config.toml``.
 Relative paths are resolved against the folder that holds the config file, so a
 cron job gives the same result whatever its working directory.
 """
@@ -33,6 +36,7 @@ from .errors import ConfigError, describe_validation_error
 
 __all__ = [
     "SAMPLE_SECRET",
+    "SECRETS_FILE",
     "BuildSettings",
     "ChecksSettings",
     "DkimSettings",
@@ -49,6 +53,9 @@ __all__ = [
 SAMPLE_SECRET = "sample-secret-change-me"
 
 DEFAULT_CONFIG = Path("config.toml")
+
+#: Read beside the config file, if it is there: keys kept out of version control.
+SECRETS_FILE = "secrets.toml"
 
 
 class _Section(BaseModel):
@@ -278,11 +285,18 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Earlier sources win: explicit arguments, then the environment, then the TOML file.
-        toml = TomlConfigSettingsSource(
-            settings_cls, toml_file=settings_cls.model_config.get("toml_file")
+        # Earlier sources win: explicit arguments, then the environment, then secrets.toml,
+        # then config.toml. Sources are merged table by table, so a [security] table in
+        # secrets.toml overrides only the keys it sets.
+        toml_file = settings_cls.model_config.get("toml_file")
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+        if not isinstance(toml_file, str | Path):
+            return (init_settings, env_settings, toml)
+        # A missing secrets.toml reads as empty.
+        secrets = TomlConfigSettingsSource(
+            settings_cls, toml_file=Path(toml_file).with_name(SECRETS_FILE)
         )
-        return (init_settings, env_settings, toml)
+        return (init_settings, env_settings, secrets, toml)
 
     def path(self, value: Path) -> Path:
         """Resolve a configured path against the config file's folder."""
@@ -312,18 +326,37 @@ def _key(loc: Any) -> str:
     return f"[{parts[0]}] {'.'.join(parts[1:])}"
 
 
-def load_settings(path: Path | str = DEFAULT_CONFIG) -> Settings:
-    """Read ``path`` (TOML) plus the environment, or raise :class:`ConfigError` naming the key."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found (pass --config PATH)")
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
-            tomllib.load(fh)
+            return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _sets(data: dict[str, Any], loc: Any) -> bool:
+    """Whether the TOML ``data`` holds the key at the error location ``loc``."""
+    node: Any = data
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def load_settings(path: Path | str = DEFAULT_CONFIG) -> Settings:
+    """Read ``path`` (TOML), ``secrets.toml`` beside it and the environment.
+
+    Raises :class:`ConfigError` naming the file and the key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found (pass --config PATH)")
+    _read_toml(path)
+    secrets_path = path.with_name(SECRETS_FILE)
+    secrets = _read_toml(secrets_path) if secrets_path.is_file() else {}
 
     class _FromFile(Settings):
         model_config = SettingsConfigDict(toml_file=path)
@@ -331,6 +364,8 @@ def load_settings(path: Path | str = DEFAULT_CONFIG) -> Settings:
     try:
         settings = _FromFile(root=path.resolve().parent)
     except ValidationError as exc:
-        (line,) = describe_validation_error(exc, lambda loc: f"{path}: {_key(loc)}")
+        (line,) = describe_validation_error(
+            exc, lambda loc: f"{secrets_path if _sets(secrets, loc) else path}: {_key(loc)}"
+        )
         raise ConfigError(line) from None
     return settings

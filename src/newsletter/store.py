@@ -1,17 +1,16 @@
-"""The SQLite store: subscribers, the send ledger and the item library.
+"""The SQLite store: the connection, transactions and schema migrations.
 
 One file, WAL mode, a busy timeout, and a schema version migrated forward on open.
 Every multi-row change is one transaction, so a crash leaves the store as it was.
+Each table has one module that owns its SQL: ``subscribers`` in ``subscribers.py``,
+``campaigns`` and ``deliveries`` (the send ledger and lease) in ``ledger.py``, ``items``,
+``source_state`` and ``issue_items`` in ``library.py``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import secrets
-import socket
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,31 +104,6 @@ def utcnow() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _owner() -> str:
-    # host:pid says who holds it (and lets a dead local holder be detected); the nonce
-    # tells two runs in one process (a web app, say) apart.
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def _alive(owner: str) -> bool:
-    """Whether a lease owner (host:pid:nonce) may still be running. Other hosts: assume yes."""
-    host, _, pid = owner.rsplit(":", 1)[0].rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A killed process nobody has reaped yet (no init in a container) is a zombie: dead.
-    try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 class Store:
     """A connection to the store. Not shared between threads: open one per thread."""
 
@@ -192,47 +166,3 @@ class Store:
                 for statement in filter(str.strip, script.split(";")):
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    # -- leases: one sender per issue ----------------------------------------------
-
-    def acquire_lease(self, issue: str, subject: str, seconds: float) -> str | None:
-        """Take the send lease for ``issue``; return None when someone live holds it."""
-        owner, now = _owner(), time.time()
-        with self.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO campaigns (issue, subject, created) VALUES (?, ?, ?)",
-                (issue, subject, utcnow()),
-            )
-            row = db.execute(
-                "SELECT lease_owner, lease_expires FROM campaigns WHERE issue = ?", (issue,)
-            ).fetchone()
-            holder, expires = row["lease_owner"], row["lease_expires"]
-            if holder and holder != owner and expires and expires > now and _alive(holder):
-                return None
-            db.execute(
-                "UPDATE campaigns SET lease_owner = ?, lease_expires = ? WHERE issue = ?",
-                (owner, now + seconds, issue),
-            )
-        return owner
-
-    def lease_holder(self, issue: str) -> str:
-        row = self.db.execute(
-            "SELECT lease_owner FROM campaigns WHERE issue = ?", (issue,)
-        ).fetchone()
-        return str(row["lease_owner"]) if row and row["lease_owner"] else ""
-
-    def renew_lease(self, issue: str, owner: str, seconds: float) -> bool:
-        with self.transaction() as db:
-            cursor = db.execute(
-                "UPDATE campaigns SET lease_expires = ? WHERE issue = ? AND lease_owner = ?",
-                (time.time() + seconds, issue, owner),
-            )
-        return cursor.rowcount == 1
-
-    def release_lease(self, issue: str, owner: str) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE campaigns SET lease_owner = NULL, lease_expires = NULL "
-                "WHERE issue = ? AND lease_owner = ?",
-                (issue, owner),
-            )

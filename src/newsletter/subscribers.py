@@ -190,8 +190,10 @@ def forget(store: Store, email: str) -> bool:
     found = get(store, normalise_email(email))
     if found is None:
         return False
+    from . import ledger
+
     with store.transaction() as db:
-        db.execute("DELETE FROM deliveries WHERE subscriber_id = ?", (found.id,))
+        ledger.forget_subscriber(db, found.id)
         db.execute("DELETE FROM subscribers WHERE id = ?", (found.id,))
     return True
 

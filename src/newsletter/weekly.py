@@ -10,10 +10,12 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 
-from .checks import Report, gate
+from .checks import Report
 from .errors import InputError
 from .models import iso_week
-from .send import SendReport, plan, send_issue
+from .render import open_issue
+from .send import SendReport
+from .send.checked import send_checked
 from .settings import Settings
 
 __all__ = ["current_week", "run_weekly"]
@@ -38,13 +40,15 @@ def run_weekly(
     issue_file = settings.issues_dir / f"{week}.toml"
     if not issue_file.exists():
         raise InputError(
-            f"{issue_file}: no issue file for {week}; write it (see issues/2023-W25.toml) "
-            "before the weekly run"
+            f"no issue file for {week}; write it (see issues/2023-W25.toml) before the weekly run",
+            str(issue_file),
         )
-    count, _, _ = plan(issue_file, settings)
-    if count:
-        # Checks guard a send; with nothing left to send, a rerun just says so.
-        report = gate(issue_file, settings, force=force)
-        if on_checks:
-            on_checks(report)
-    return send_issue(issue_file, settings, on_start=on_start, on_result=on_result, stop=stop)
+    return send_checked(
+        open_issue(issue_file, settings),
+        settings,
+        force=force,
+        on_checks=on_checks,
+        on_start=on_start,
+        on_result=on_result,
+        stop=stop,
+    )

@@ -15,17 +15,16 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
 from functools import cached_property
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lxml.html
 
-from ..errors import ConfigError, NewsletterError
-from ..issuefile import item_location, line_map, load_issue
+from ..errors import ConfigError, InputError, NewsletterError
+from ..issuefile import item_location
 from ..models import Issue, Item
-from ..render import Build, render_issue
-from ..render.theme import Renderer
-from ..settings import Settings
+from ..render import Build, LoadedIssue, render_issue
+from ..render.message import Recipient
+from ..settings import Settings, Severity
 
 __all__ = [
     "CHECKS",
@@ -37,11 +36,11 @@ __all__ = [
     "Severity",
     "check",
     "check_issue",
+    "refusal_finding",
     "gate",
     "run_checks",
 ]
 
-Severity = Literal["error", "warning", "info"]
 _ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
@@ -96,14 +95,14 @@ def check(
 class Context:
     """Everything a check may look at, computed once and shared."""
 
-    def __init__(
-        self, issue: Issue, settings: Settings, build: Build, source: str, lines: dict[Any, int]
-    ) -> None:
-        self.issue, self.settings, self.build = issue, settings, build
-        self.source, self.lines = source, lines
+    def __init__(self, loaded: LoadedIssue, build: Build) -> None:
+        self.loaded = loaded
+        self.issue, self.settings, self.build = loaded.issue, loaded.settings, build
+        self.source, self.lines = loaded.source, loaded.lines
         self.html, self.text = build.html, build.text
         self._item_where = {
-            id(item): self._describe(issue, index, item) for index, item in enumerate(issue.items())
+            id(item): self._describe(self.issue, index, item)
+            for index, item in enumerate(self.issue.items())
         }
 
     def _describe(self, issue: Issue, index: int, item: Item) -> str:
@@ -137,17 +136,15 @@ class Context:
     @cached_property
     def message(self) -> EmailMessage:
         """A real message as `send` composes it, for a sample subscriber."""
-        from ..render.message import Composer, Recipient
-
-        composer = Composer(self.issue, self.settings, Renderer(self.settings))
         sample = Recipient("subscriber@example.org", "Sample Subscriber", "sample-token", 1)
-        parsed = message_from_bytes(composer.compose(sample), policy=default)
+        message = self.loaded.composer().message_bytes(sample)
+        parsed = message_from_bytes(message, policy=default)
         assert isinstance(parsed, EmailMessage)
         return parsed
 
     @property
     def week_start(self) -> dt.date:
-        from ..draft import week_range
+        from ..models import week_range
 
         return week_range(self.issue.week)[0]
 
@@ -215,23 +212,43 @@ def run_checks(context: Context, *, network: bool = False) -> Report:
     return report
 
 
-def context_for(issue_path: Path, settings: Settings, build: Build | None = None) -> Context:
-    issue = load_issue(issue_path, settings, lenient=True)
-    build = build or render_issue(issue, settings)
-    lines = line_map(Path(issue_path).read_text(encoding="utf-8"))
-    return Context(issue, settings, build, str(issue_path), lines)
+#: How a refusal of the issue file is reported: the same rule `build` and `send` apply.
+_REFUSAL_FIX = "correct it in the issue file; `build` and `send` apply the same rules"
 
 
-def gate(issue_path: Path, settings: Settings, *, force: bool = False) -> Report:
+def refusal_finding(error: InputError, check: str = "issue-file") -> Finding:
+    """A refusal of the issue file (or template) as an error finding at its place."""
+    return Finding(check, "error", error.what, error.where, "", _REFUSAL_FIX)
+
+
+def gate(loaded: LoadedIssue, *, force: bool = False) -> Report:
     """Run the checks before a send: raise :class:`ChecksFailed` on errors unless ``force``."""
-    report = check_issue(issue_path, settings)
+    report = check_issue(loaded)
     if report.count("error") and not force:
         raise ChecksFailed(report)
     return report
 
 
 def check_issue(
-    issue_path: Path, settings: Settings, *, network: bool = False, build: Build | None = None
+    loaded: LoadedIssue, *, network: bool = False, build: Build | None = None
 ) -> Report:
-    """Build the issue in memory and run every enabled check."""
-    return run_checks(context_for(issue_path, settings, build), network=network)
+    """Run every enabled check on the loaded issue, rendered in memory.
+
+    Every rule that makes `build` refuse the file is an error here, at the same place,
+    and so is a template that does not render: a gate that passes what the send
+    refuses would be worse than none.
+    """
+    refusals = [refusal_finding(error) for error in loaded.refusals]
+    try:
+        issue = loaded.issue
+    except InputError:
+        # Not even a lenient reading: nothing can be rendered, so the refusals are all.
+        return Report(issue=loaded.source, findings=refusals)
+    try:
+        build = build or render_issue(loaded)
+    except InputError as exc:
+        return Report(issue=issue.week, findings=[*refusals, refusal_finding(exc, "template")])
+    report = run_checks(Context(loaded, build), network=network)
+    report.findings[:0] = refusals
+    report.findings.sort(key=lambda f: _ORDER[f.severity])
+    return report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..collect import canonical_url, normalise_title
+from ..normalise import canonical_url, is_web_url, normalise_title
 from . import Context, Problem, check
 
 #: Inbox lists show roughly this many characters of a subject.
@@ -79,7 +79,7 @@ def duplicate_story(ctx: Context) -> Iterator[Problem]:
         # The model refuses the exact same URL twice; this catches the same page under
         # tracking parameters or another case, and the same headline under two URLs.
         keys = {"title:" + normalise_title(item.title)}
-        if item.url and item.url.startswith(("http://", "https://")):
+        if item.url and is_web_url(item.url):
             keys.add("url:" + canonical_url(item.url))
         earlier = next((seen[k] for k in keys if k in seen), None)
         if earlier:

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlsplit
 
-from ..collect import is_tracking
+from ..normalise import is_tracking
 from . import Context, Problem, check
 
 _TEST_DOMAINS = ("example.com", "example.net", "example.org")

@@ -1,11 +1,49 @@
-"""What every source parser returns: candidate items and the problems it skipped."""
+"""What every source parser returns (candidate items and the problems it skipped), and
+the HTML-to-text rule that the feed and page parsers share."""
 
 from __future__ import annotations
 
 import datetime as dt
+import html
+import re
 from dataclasses import dataclass, field
 
-__all__ = ["Candidate", "Parsed"]
+import nh3
+
+from ..normalise import clip
+
+__all__ = ["SUMMARY_LIMIT", "Candidate", "Parsed", "html_to_text", "summary_text"]
+
+#: Summaries longer than this many characters are cut at a word boundary.
+SUMMARY_LIMIT = 600
+
+# Tags kept through the first sanitising pass only so they can become spaces: without
+# this "<p>One.</p><p>Two.</p>" would read "One.Two.".
+_BLOCK_TAGS = {"p", "br", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
+               "blockquote", "tr", "td", "th", "table", "section", "article", "figure",
+               "figcaption", "hr", "dd", "dt", "pre"}  # fmt: skip
+# Dropped with their content. Beyond nh3's default (script, style) these are the elements
+# whose content the HTML parser reads as raw text, which would otherwise come out as
+# literal markup such as "<img src=x onerror=...>" from inside a <noscript>.
+_DROP_WITH_CONTENT = {"script", "style", "noscript", "textarea", "xmp", "iframe", "noembed",
+                      "noframes", "plaintext", "title", "template", "object"}  # fmt: skip
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+
+
+def html_to_text(markup: str) -> str:
+    """Reduce an HTML fragment to one line of plain text; scripts lose their content too."""
+    # nh3 leaves only bare block tags (no attributes) and escapes every other "<", so the
+    # regex below cannot eat text.
+    cleaned = nh3.clean(
+        markup, tags=_BLOCK_TAGS, clean_content_tags=_DROP_WITH_CONTENT, attributes={}
+    )
+    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", cleaned))).strip()
+
+
+def summary_text(markup: str) -> str:
+    """An HTML summary as plain text of at most :data:`SUMMARY_LIMIT` characters."""
+    return clip(html_to_text(markup), SUMMARY_LIMIT)
 
 
 @dataclass

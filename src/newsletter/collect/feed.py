@@ -9,66 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import html
 import io
 import json
-import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 import feedparser
-import nh3
 
-from .base import Candidate, Parsed
+from ..normalise import web_url
+from .base import Candidate, Parsed, html_to_text, summary_text
 
-__all__ = ["SUMMARY_LIMIT", "clip", "html_to_text", "parse_feed"]
-
-#: Summaries longer than this many characters are cut at a word boundary.
-SUMMARY_LIMIT = 600
-
-# Tags kept through the first sanitising pass only so they can become spaces: without
-# this "<p>One.</p><p>Two.</p>" would read "One.Two.".
-_BLOCK_TAGS = {"p", "br", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
-               "blockquote", "tr", "td", "th", "table", "section", "article", "figure",
-               "figcaption", "hr", "dd", "dt", "pre"}  # fmt: skip
-# Dropped with their content. Beyond nh3's default (script, style) these are the elements
-# whose content the HTML parser reads as raw text, which would otherwise come out as
-# literal markup such as "<img src=x onerror=...>" from inside a <noscript>.
-_DROP_WITH_CONTENT = {"script", "style", "noscript", "textarea", "xmp", "iframe", "noembed",
-                      "noframes", "plaintext", "title", "template", "object"}  # fmt: skip
-_TAG = re.compile(r"<[^>]*>")
-_SPACE = re.compile(r"\s+")
-
-
-def html_to_text(markup: str) -> str:
-    """Reduce an HTML fragment to one line of plain text; scripts lose their content too."""
-    # nh3 leaves only bare block tags (no attributes) and escapes every other "<", so the
-    # regex below cannot eat text.
-    cleaned = nh3.clean(
-        markup, tags=_BLOCK_TAGS, clean_content_tags=_DROP_WITH_CONTENT, attributes={}
-    )
-    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", cleaned))).strip()
-
-
-def clip(text: str, limit: int = SUMMARY_LIMIT) -> str:
-    """Cut ``text`` to at most ``limit`` characters at a word boundary, marked with "…"."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    if " " in cut:
-        cut = cut.rsplit(" ", 1)[0]
-    return cut.rstrip(" ,;:.-\u2013\u2014") + "…"
-
-
-def web_url(url: str | None, base: str) -> str | None:
-    """``url`` made absolute against ``base``, or None when it is not http(s)."""
-    if not url or not url.strip():
-        return None
-    absolute = urljoin(base, url.strip())
-    parts = urlsplit(absolute)
-    return absolute if parts.scheme in ("http", "https") and parts.netloc else None
+__all__ = ["parse_feed"]
 
 
 def _first_web(*urls: str | None) -> str:
@@ -203,7 +155,7 @@ def _from_feedparser(entry: Mapping[str, Any], base_url: str, notes: list[str]) 
     return Candidate(
         title=title,
         url=web_url(entry.get("link"), base),
-        summary=clip(html_to_text(summary)),
+        summary=summary_text(summary),
         # Atom requires <updated> but not <published>: then the updated date is the only one.
         published=_day(published or updated),
         published_at=_utc(published or updated),
@@ -281,7 +233,7 @@ def _from_json(item: Mapping[str, Any], base: str, notes: list[str]) -> Candidat
     return Candidate(
         title=title,
         url=web_url(_str(item.get("url")) or _str(item.get("external_url")), base),
-        summary=clip(html_to_text(summary)),
+        summary=summary_text(summary),
         published=_day(published or updated),
         published_at=_utc(published or updated),
         updated=_utc(updated),

@@ -12,7 +12,6 @@ Parsing uses selectolax's lexbor backend (its Modest backend is deprecated).
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Final
@@ -20,10 +19,10 @@ from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
-from .base import Candidate, Parsed
-from .feed import clip, html_to_text, web_url
+from ..normalise import clip, parse_date, web_url
+from .base import SUMMARY_LIMIT, Candidate, Parsed, html_to_text
 
-__all__ = ["NATO_NEWSROOM_SELECTORS", "is_navigation", "parse_date", "parse_page"]
+__all__ = ["NATO_NEWSROOM_SELECTORS", "is_navigation", "parse_page"]
 
 #: Selectors for the NATO newsroom front page (tests/fixtures/pages/nato-newsroom-2022-12-07.html):
 #: the lead story (image, date, headline, summary and related Audio/Transcript links, which
@@ -53,41 +52,6 @@ _NAV_LABEL = re.compile(
 )
 _INDEX_STEMS = {"", "index", "default", "news", "newsroom", "press", "media", "archive",
                 "articles", "stories", "latest", "all", "releases"}  # fmt: skip
-
-_MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august",
-                "september", "october", "november", "december")  # fmt: skip
-_MONTHS = {name[:3]: number for number, name in enumerate(_MONTH_NAMES, 1)}
-# Digit lookarounds, not \b: "2022-12-07T09:30" has no word boundary after the day.
-_ISO = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
-_DAY_MONTH = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)?\.?\s+([A-Za-z]{3,9})\.?,?\s+(\d{4})\b")
-_MONTH_DAY = re.compile(r"\b([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b")
-_DOTTED = re.compile(r"(?<!\d)(\d{1,2})\.(\d{1,2})\.(\d{4})(?!\d)")
-
-
-def _month(word: str) -> int | None:
-    """1-12 for an English month name or abbreviation ("Dec", "Sept", "December")."""
-    word = word.lower()
-    number = _MONTHS.get(word[:3])
-    return number if number and _MONTH_NAMES[number - 1].startswith(word) else None
-
-
-def parse_date(text: str) -> dt.date | None:
-    """A date in a common newsroom format, found anywhere in ``text``; None if there is none.
-
-    Reads "07 Dec. 2022", "7 December 2022", "December 7, 2022", "2022-12-07" (also the
-    start of an ISO timestamp) and "07.12.2022" (day first). Slashed dates are not read:
-    07/12/2022 means July in one country and December in another.
-    """
-    for pattern, order in ((_ISO, "ymd"), (_DAY_MONTH, "dmy"), (_MONTH_DAY, "mdy"),
-                           (_DOTTED, "dmy")):  # fmt: skip
-        for match in pattern.finditer(text):
-            parts = dict(zip(order, match.groups(), strict=True))
-            month = int(parts["m"]) if parts["m"].isdigit() else _month(parts["m"])
-            try:
-                return dt.date(int(parts["y"]), month or 0, int(parts["d"]))
-            except ValueError:
-                continue
-    return None
 
 
 def is_navigation(title: str, url: str | None, page_url: str) -> bool:
@@ -196,7 +160,7 @@ def parse_page(html: str | bytes, base_url: str, selectors: Mapping[str, str]) -
             Candidate(
                 title=title,
                 url=url,
-                summary=clip(next((s for s in summaries if s), "")),
+                summary=clip(next((s for s in summaries if s), ""), SUMMARY_LIMIT),
                 published=published,
                 image_url=image_url,
                 image_alt=(image_alt or title) if image_url else "",

@@ -9,8 +9,9 @@ A copied page has lost its markup and links, so stories are found by the shape o
   heading) is dropped. In the first story the page header comes first, so there the headline is
   the last headline-like line followed by a sentence (or by nothing).
 * Its date is a date line next to the headline ("June 5, 2024", "Published 3 March 2024 . Podcast")
-  or else the first date in its summary ("on Thursday (22 June 2023)"). Undated stories take the
-  page date: ``page_date``, or the first standalone date line above the first story.
+  or else the first date in its summary ("on Thursday (22 June 2023)"); ISO timestamps
+  ("2023-06-22T09:30:00Z") count too. Undated stories take the page date: ``page_date``, or the
+  first standalone date line above the first story.
 * An opening bullet list of top stories repeats later headlines, possibly behind a "Video - "
   prefix. A bullet that matches no later headline becomes an item of its own only when it looks
   like a headline (a top story need not be in the listing); otherwise it is reported as skipped.
@@ -20,17 +21,18 @@ A copied page has lost its markup and links, so stories are found by the shape o
   personal name right after a headline is its author; a block whose first item is signed ends
   at its first unsigned one. Items outside any block get section "Further reading", kind
   ``news``. A text without any marker is read this way as a whole.
-* The same normalised title is never taken twice; an http(s) URL in a story gives its ``url``.
+* The same headline (case, accents and punctuation aside: see ``normalise.normalise_title``) is
+  never taken twice; an http(s) URL in a story gives its ``url``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
-from newsletter.collect.base import Candidate, Parsed
+from ..normalise import find_date, normalise_title
+from .base import Candidate, Parsed
 
 __all__ = ["parse_text"]
 
@@ -57,21 +59,6 @@ _PREFIX_RE = re.compile(
 _URL_RE = re.compile(r"https?://[^\s<>\"'()\[\]]+")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\ufeff]")
 
-_MONTH_NAMES = (
-    "january february march april may june july august september october november december"
-)
-_MONTHS = {m: n for n, full in enumerate(_MONTH_NAMES.split(), 1) for m in (full, full[:3])}
-_MONTHS["sept"] = 9
-_MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
-# Day-month-year, month-day-year, ISO and dotted European dates. They match impossible dates
-# too ("31 February 2024") so that those can be reported instead of silently ignored.
-_DAY, _YEAR = r"(?P<d>\d{1,2})(?:st|nd|rd|th)?", r"(?P<y>\d{4})"
-_DATE_RES = (
-    re.compile(rf"\b{_DAY}\.?\s+(?P<m>{_MONTH})\.?,?\s+{_YEAR}\b", re.IGNORECASE),
-    re.compile(rf"\b(?P<m>{_MONTH})\.?\s+{_DAY},?\s+{_YEAR}\b", re.IGNORECASE),
-    re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b"),
-    re.compile(r"\b(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})\b"),
-)
 # Words that may sit beside the date on a date line ("Published 3 March 2024 . Podcast").
 _DATE_LINE_WORDS = {"published", "posted", "updated", "on", "date", "last", "modified", "at", "in"}
 _AUDIO_WORDS = {"podcast", "podcasts", "audio", "episode", "listen"}
@@ -148,10 +135,10 @@ def parse_text(text: str, *, page_date: dt.date | None = None, source: str = "")
     default = page_date or _page_date_from_text(page, parsed.problems, where)
     seen: set[str] = set()
     for draft in page.stories:
-        if _norm(draft.title) in seen:
+        if normalise_title(draft.title) in seen:
             parsed.problems.append(f"{where}line {draft.no}: skipped {draft.title!r}: seen above")
             continue
-        seen.add(_norm(draft.title))
+        seen.add(normalise_title(draft.title))
         parsed.items.append(_candidate(draft, default, parsed.problems, where))
     undated = sum(1 for item in parsed.items if item.published is None)
     if undated:
@@ -224,14 +211,14 @@ def _title_index(body: list[_Line], *, first: bool) -> int | None:
 
 def _is_title_at(body: list[_Line], texts: list[int], pos: int) -> bool:
     """A headline-like line followed by a summary, a byline or nothing (not its own copy)."""
-    line, title = body[texts[pos]], _norm(body[texts[pos]].text)
-    if pos and _norm(body[texts[pos - 1]].text) == title:
+    line, title = body[texts[pos]], normalise_title(body[texts[pos]].text)
+    if pos and normalise_title(body[texts[pos - 1]].text) == title:
         return False  # the second copy of a doubled headline
     if _BULLET_RE.match(line.text) or _author_name(line.text):
         return False
     if not _looks_like_headline(line.text):
         return False
-    after = [body[j].text for j in texts[pos + 1 :] if _norm(body[j].text) != title]
+    after = [body[j].text for j in texts[pos + 1 :] if normalise_title(body[j].text) != title]
     return not after or _is_sentence(after[0]) or bool(_author_name(after[0]))
 
 
@@ -251,7 +238,7 @@ def _read_body(lines: list[_Line], draft: _Draft) -> None:
     """Lines under a headline: its copy, date line, byline, URL and summary."""
     for line in lines:
         hit = _date_line(line)
-        if _norm(line.text) == _norm(draft.title):
+        if normalise_title(line.text) == normalise_title(draft.title):
             continue
         if hit:
             draft.date = draft.date or hit
@@ -284,7 +271,7 @@ def _read_closing(lines: list[_Line], page: _Page) -> None:
                 current.date = current.date or hit
             else:
                 page.page_dates.append(hit)
-        elif current and _norm(line.text) == _norm(current.title):
+        elif current and normalise_title(line.text) == normalise_title(current.title):
             continue  # the second copy of a doubled headline keeps after_title as it was
         elif current and after_title and not current.author and (name := _author_name(line.text)):
             current.author = name
@@ -333,12 +320,12 @@ def _kind_of_heading(heading: str) -> str:
 
 def _match_bullets(page: _Page) -> None:
     """Top-story bullets name later stories; one that names none may be a story of its own."""
-    known = {_norm(draft.title) for draft in page.stories}
+    known = {normalise_title(draft.title) for draft in page.stories}
     extra: list[_Draft] = []
     for line in page.bullets:
         text = _strip_bullet(line.text)
         prefix = _PREFIX_RE.match(text)
-        names = {_norm(text), _norm(prefix["rest"]) if prefix else ""}
+        names = {normalise_title(text), normalise_title(prefix["rest"]) if prefix else ""}
         if names & known:
             continue
         if not _looks_like_headline(text):
@@ -347,7 +334,7 @@ def _match_bullets(page: _Page) -> None:
         label = set(_words(prefix["label"])) if prefix else set()
         kind = "video" if label & _VIDEO_WORDS else "audio" if label & _AUDIO_WORDS else "news"
         extra.append(_Draft(text, line.no, kind=kind))
-        known.add(_norm(text))
+        known.add(normalise_title(text))
     page.stories[:0] = extra
 
 
@@ -388,16 +375,9 @@ def _candidate(
 
 def _find_date(text: str, no: int = 0) -> _DateHit | None:
     """The first date-shaped string in the text, with its value if it is a real date."""
-    matches = [m for regex in _DATE_RES if (m := regex.search(text))]
-    if not matches:
-        return None
-    m = min(matches, key=lambda match: match.start())
-    month = m["m"] if m["m"].isdigit() else str(_MONTHS[m["m"].lower()])
-    try:
-        value = dt.date(int(m["y"]), int(month), int(m["d"]))
-    except ValueError:
-        return _DateHit(m[0], None, no)
-    return _DateHit(m[0], value, no)
+    # Strict: a copied "31 February 2024" is reported, not passed over for a later date.
+    found = find_date(text, strict=True)
+    return _DateHit(found.text, found.value, no) if found else None
 
 
 def _date_line(line: _Line) -> _DateHit | None:
@@ -432,12 +412,6 @@ def _strip_bullet(text: str) -> str:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[^\W\d_]+", text.casefold())
-
-
-def _norm(title: str) -> str:
-    """Title for comparison: case, punctuation, curly quotes and spacing do not count."""
-    folded = unicodedata.normalize("NFKC", title).casefold()
-    return " ".join(re.sub(r"[^\w\s]", "", folded).split())
 
 
 def _is_sentence(text: str) -> bool:

@@ -1,22 +1,28 @@
-"""Build stage: issue file -> ``out/<week>/`` (email.html, email.txt, email.eml, archive.html)."""
+"""Build stage: loaded issue -> ``out/<week>/`` (email.html, email.txt, email.eml, archive.html)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..files import write_atomic
-from ..issuefile import load_issue
 from ..models import Issue
-from ..settings import Settings
-from .mime import compose, message_id
-from .theme import Links, Renderer
+from .loaded import LoadedIssue, issue_from_text, open_issue
+from .theme import Renderer
 
-__all__ = ["GMAIL_CLIP_BYTES", "Build", "Renderer", "build_issue", "render_issue", "write_atomic"]
+__all__ = [
+    "GMAIL_CLIP_BYTES",
+    "Build",
+    "LoadedIssue",
+    "Renderer",
+    "build_issue",
+    "issue_from_text",
+    "open_issue",
+    "render_issue",
+]
 
 #: Gmail hides everything after about 102 KB of HTML behind "[Message clipped]".
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -57,62 +63,41 @@ def _now() -> dt.datetime:
 
 
 def render_issue(
-    issue: Issue,
-    settings: Settings,
-    renderer: Renderer | None = None,
-    *,
-    now: dt.datetime | None = None,
-    msgid: str | None = None,
+    loaded: LoadedIssue, *, now: dt.datetime | None = None, msgid: str | None = None
 ) -> Build:
-    """Render every output in memory; nothing touches the disk."""
-    renderer = renderer or Renderer(settings)
-    links = Links.for_issue(settings, issue)
-    timings: dict[str, float] = {}
+    """Every output in memory, from the loaded issue's one render; nothing touches the disk.
 
-    def timed(stage: str, fn: Callable[[], str]) -> str:
-        start = time.perf_counter()
-        result = fn()
-        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
-        return result
-
-    source = timed("jinja", lambda: renderer.render_mjml(issue, links))
-    compiled = timed("mjml", lambda: renderer.compile_mjml(source))
-    html = timed("premailer", lambda: renderer.inline_css(compiled))
-    text = timed("text", lambda: renderer.render_text(issue, links))
-    archive_source = timed("jinja", lambda: renderer.render_mjml(issue, links, archive=True))
-    archive_compiled = timed("mjml", lambda: renderer.compile_mjml(archive_source))
-    archive = timed("premailer", lambda: renderer.inline_css(archive_compiled))
+    An invalid issue renders as far as its lenient reading goes, for the checks;
+    :func:`build_issue` refuses it.
+    """
+    renderer = loaded.renderer
+    before = dict(renderer.timings)
+    composer = loaded.composer(now=now or _now())
+    html, text = composer.preview()
+    archive = loaded.archive_html
     start = time.perf_counter()
-    message = compose(
-        issue,
-        settings.newsletter,
-        text,
-        html,
-        date=now or _now(),
-        msgid=msgid or message_id(settings.newsletter),
-    )
-    eml = message.as_bytes()
+    eml = composer.preview_message(msgid or loaded.new_message_id())
+    timings = {k: v - before.get(k, 0.0) for k, v in renderer.timings.items()}
     timings["mime"] = time.perf_counter() - start
-    return Build(issue=issue, html=html, text=text, archive_html=archive, eml=eml, timings=timings)
+    return Build(
+        issue=loaded.issue, html=html, text=text, archive_html=archive, eml=eml, timings=timings
+    )
 
 
 def build_issue(
-    issue_path: Path | str,
-    settings: Settings,
+    loaded: LoadedIssue,
     out_dir: Path | None = None,
     *,
-    renderer: Renderer | None = None,
     now: dt.datetime | None = None,
     msgid: str | None = None,
 ) -> Build:
-    """Load, render and write one issue to ``<out_dir>/<week>/``.
+    """Render and write one issue to ``<out_dir>/<week>/``.
 
     Everything is rendered before the first byte is written, so a bad issue or
     template leaves the previous outputs untouched.
     """
-    issue = load_issue(issue_path, settings)
-    build = render_issue(issue, settings, renderer, now=now, msgid=msgid)
-    target = (out_dir or settings.output_dir) / issue.week
+    build = render_issue(loaded.require_valid(), now=now, msgid=msgid)
+    target = loaded.out_dir(out_dir)
     start = time.perf_counter()
     files = {target / name: data for name, data in build.outputs().items()}
     write_atomic(files)

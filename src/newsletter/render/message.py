@@ -21,16 +21,24 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 
 from ..errors import ConfigError, InputError
 from ..models import Issue
 from ..settings import Settings
 from ..subscribers import sign_token
+from ..urls import unsubscribe_url
 from .theme import Links, Renderer
 
-__all__ = ["Composer", "Recipient", "dot_stuff"]
+__all__ = [
+    "Composer",
+    "Recipient",
+    "Rendered",
+    "dot_stuff",
+    "message_id",
+    "render_with_placeholders",
+]
 
 # Plain ASCII letters: untouched by Jinja escaping, MJML, premailer, URLs and QP.
 TOKEN = "XNLTOKENPLACEHOLDERX"
@@ -101,14 +109,41 @@ class _Body:
         return b"".join(p if isinstance(p, bytes) else values[p] for p in self.pieces)
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """The email rendered once, with placeholders where each recipient's message differs."""
+
+    html: str
+    text: str
+
+
+def render_with_placeholders(renderer: Renderer, issue: Issue, settings: Settings) -> Rendered:
+    # TOKEN stands for the whole "?token=..." query, so the list's own copy can drop it.
+    generic = Links.for_issue(settings, issue.week)
+    links = Links(generic.home, generic.archive, generic.unsubscribe + TOKEN)
+    return Rendered(
+        html=renderer.render_html(issue, links, greeting=GREETING),
+        text=renderer.render_text(issue, links, greeting=GREETING),
+    )
+
+
+def message_id(from_address: str) -> str:
+    """A new unique Message-ID on the sender's own domain."""
+    return make_msgid(domain=from_address.rsplit("@", 1)[1])
+
+
 class Composer:
-    """Makes the bytes of each recipient's message for one issue."""
+    """The one message builder: the build's preview, test copies and every real message.
+
+    Rendering happened once (:class:`Rendered`); each message is the shared parts with a
+    recipient's greeting and unsubscribe token spliced in.
+    """
 
     def __init__(
         self,
         issue: Issue,
         settings: Settings,
-        renderer: Renderer | None = None,
+        rendered: Rendered,
         *,
         test: bool = False,
         now: dt.datetime | None = None,
@@ -120,15 +155,9 @@ class Composer:
         subject = ("[TEST] " if test else "") + issue.subject
         _refuse_line_breaks(subject=subject, **{"newsletter name": issue.newsletter})
 
-        renderer = renderer or Renderer(settings)
-        base = newsletter.base_url
-        self.unsubscribe_base = f"{base}unsubscribe?token="
-        links = Links(
-            home=base, archive=f"{base}{issue.week}/", unsubscribe=self.unsubscribe_base + TOKEN
-        )
-        text = renderer.render_text(issue, links, greeting=GREETING)
-        body_html = renderer.render_html(issue, links, greeting=GREETING)
-        self._text, self._html = _Body(text), _Body(body_html)
+        self.base_url = newsletter.base_url
+        self.rendered = rendered
+        self._text, self._html = _Body(rendered.text), _Body(rendered.html)
 
         boundary = "==newsletter-" + secrets.token_hex(12)
         self._boundary = boundary.encode()
@@ -147,6 +176,24 @@ class Composer:
         self.mailto = newsletter.unsubscribe_mailto
         self._signer = _dkim_signer(settings)
 
+    def preview(self) -> tuple[str, str]:
+        """(html, text) as the list itself would get it: no name, the generic unsubscribe page.
+
+        What `build` writes as email.html and email.txt.
+        """
+        greeting = self.settings.newsletter.greeting_no_name
+        html_part = self.rendered.html.replace(TOKEN, "").replace(
+            GREETING, html.escape(greeting, quote=False)
+        )
+        text_part = self.rendered.text.replace(TOKEN, "").replace(GREETING, greeting)
+        return html_part, text_part
+
+    def preview_message(self, msgid: str) -> bytes:
+        """The build's email.eml: the message addressed to the list itself."""
+        # No name: the greeting is the one a subscriber without a name gets.
+        list_address = Recipient(self.settings.newsletter.from_address)
+        return self.message_bytes(list_address, message_id=msgid)
+
     def message_id(self, recipient: Recipient) -> str:
         """Stable per issue and recipient, so a resend after a crash can be de-duplicated."""
         if self.test:
@@ -156,9 +203,11 @@ class Composer:
         digest = hmac.new(self.secret.encode(), key.encode(), hashlib.sha256).hexdigest()[:16]
         return f"<{self.issue.week}.{digest}@{self.domain}>"
 
-    def unsubscribe_url(self, recipient: Recipient) -> str:
-        token = sign_token(self.secret, recipient.token_id) if recipient.token_id else "test"
-        return self.unsubscribe_base + token
+    def token(self, recipient: Recipient) -> str:
+        """The recipient's signed unsubscribe token ("test" for test copies, "" for the list)."""
+        if recipient.token_id:
+            return sign_token(self.secret, recipient.token_id)
+        return "test" if self.test else ""
 
     def greeting(self, recipient: Recipient) -> str:
         newsletter = self.settings.newsletter
@@ -170,29 +219,34 @@ class Composer:
         """The message as it goes over SMTP: dot-stuffed (headers never start with ".")."""
         if self._signer is not None:
             # DKIM signs the message itself, so sign first, then stuff the whole.
-            return dot_stuff(self.compose(recipient))
-        return self.compose(recipient, stuffed=True)
+            return dot_stuff(self.message_bytes(recipient))
+        return self.message_bytes(recipient, stuffed=True)
 
-    def compose(self, recipient: Recipient, stuffed: bool = False) -> bytes:
+    def message_bytes(
+        self, recipient: Recipient, *, stuffed: bool = False, message_id: str = ""
+    ) -> bytes:
         """The whole message for one recipient, CRLF line ends."""
         _refuse_line_breaks(name=recipient.name, address=recipient.email)
-        url = self.unsubscribe_url(recipient)
+        token = self.token(recipient)
         greeting = self.greeting(recipient)
-        token = url[len(self.unsubscribe_base) :]
+        url = unsubscribe_url(self.base_url, token or None)
         unsubscribe = f"<{url}>"
-        if self.mailto:
+        if self.mailto and token:
             unsubscribe += f", <mailto:{self.mailto}?subject=unsubscribe%20{token}>"
+        elif self.mailto:
+            unsubscribe += f", <mailto:{self.mailto}?subject=unsubscribe>"
         headers = (
             self._static_headers
             + b"To: "
             + formataddr((recipient.name, recipient.email), charset="utf-8").encode("ascii")
             + b"\r\nMessage-ID: "
-            + self.message_id(recipient).encode("ascii")
+            + (message_id or self.message_id(recipient)).encode("ascii")
             + b"\r\nList-Unsubscribe: "
             + unsubscribe.encode("ascii")
             + b"\r\n"
         )
-        token_qp = _soft_break(_qp(token))
+        query = url[len(unsubscribe_url(self.base_url)) :]
+        token_qp = _soft_break(_qp(query)) if query else b""
         text = self._text.render({TOKEN: token_qp, GREETING: _soft_break(_qp(greeting))}, stuffed)
         body_html = self._html.render(
             {TOKEN: token_qp, GREETING: _soft_break(_qp(html.escape(greeting, quote=False)))},

@@ -9,6 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -30,18 +33,22 @@ from premailer import Premailer
 
 from ..errors import InputError
 from ..models import Issue, Item
+from ..normalise import MONTHS
 from ..settings import Settings
+from ..urls import browser_url, home_url, unsubscribe_url
 from .markup import markdown_html, markdown_text, wrap
 
-__all__ = ["HTML_TEMPLATE", "TEXT_TEMPLATE", "Links", "Renderer", "builtin_theme"]
+__all__ = [
+    "HTML_TEMPLATE",
+    "TEXT_TEMPLATE",
+    "Links",
+    "Renderer",
+    "builtin_theme",
+    "template_dirs",
+]
 
 HTML_TEMPLATE = "issue.mjml.j2"
 TEXT_TEMPLATE = "issue.txt.j2"
-
-_MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
-)  # fmt: skip
 
 
 _STYLE_BLOCK = re.compile(r"<style\b[^>]*>.*?</style>", re.IGNORECASE | re.DOTALL)
@@ -58,9 +65,15 @@ def builtin_theme() -> Path:
     return Path(__file__).resolve().parents[3] / "templates"
 
 
+def template_dirs(settings: Settings) -> list[Path]:
+    """Where templates are looked up, in order: the project's own, then the built-in theme."""
+    search = [settings.templates_dir, builtin_theme()]
+    return list(dict.fromkeys(p.resolve() for p in search if p.is_dir()))
+
+
 def longdate(day: dt.date) -> str:
     """``2023-06-22`` -> ``22 June 2023``, independent of the machine's locale."""
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
 
 
 def title_link(item: Item) -> Markup:
@@ -84,9 +97,13 @@ class Links:
     unsubscribe: str
 
     @classmethod
-    def for_issue(cls, settings: Settings, issue: Issue) -> Links:
+    def for_issue(cls, settings: Settings, week: str, token: str | None = None) -> Links:
         base = settings.newsletter.base_url
-        return cls(home=base, archive=f"{base}{issue.week}/", unsubscribe=f"{base}unsubscribe")
+        return cls(
+            home=home_url(base),
+            archive=browser_url(base, week),
+            unsubscribe=unsubscribe_url(base, token),
+        )
 
 
 class Renderer:
@@ -94,10 +111,10 @@ class Renderer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        search = [settings.templates_dir, builtin_theme()]
-        unique = list(dict.fromkeys(p.resolve() for p in search if p.is_dir()))
+        #: Seconds spent per stage over this renderer's life, for ``bench/build.py``.
+        self.timings: dict[str, float] = {}
         self.env = Environment(
-            loader=ChoiceLoader([FileSystemLoader(str(p)) for p in unique]),
+            loader=ChoiceLoader([FileSystemLoader(str(p)) for p in template_dirs(settings)]),
             autoescape=_autoescape,
             undefined=StrictUndefined,
             trim_blocks=True,
@@ -125,6 +142,14 @@ class Renderer:
             cssutils_logging_handler=logging.NullHandler(),
             cssutils_logging_level=logging.CRITICAL,
         )
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
     def _template_error(self, exc: TemplateError) -> InputError:
         if isinstance(exc, TemplateSyntaxError):
@@ -158,7 +183,8 @@ class Renderer:
         """Stage 1: Jinja renders the MJML source."""
         context = self.context(issue, links, archive, greeting)
         try:
-            return self.env.get_template(HTML_TEMPLATE).render(context)
+            with self._stage("jinja"):
+                return self.env.get_template(HTML_TEMPLATE).render(context)
         except TemplateError as exc:
             raise self._template_error(exc) from None
 
@@ -166,7 +192,8 @@ class Renderer:
         """Stage 2: MJML to HTML."""
         try:
             # fonts={}: MJML would otherwise add a Google Fonts <link>, a remote request.
-            return str(mjml.mjml2html(source, disable_comments=True, fonts={}))
+            with self._stage("mjml"):
+                return str(mjml.mjml2html(source, disable_comments=True, fonts={}))
         except ValueError as exc:
             raise InputError(f"{HTML_TEMPLATE}: MJML error: {exc}") from None
 
@@ -177,7 +204,8 @@ class Renderer:
         # MJML's reset block (#outlook a, body, table, img, p) is meant to stay in <head>;
         # inlining it onto every cell adds ~10 KB towards Gmail's clipping limit.
         html = html.replace(_MJML_RESET, _MJML_RESET_KEPT, 1)
-        out = str(self.premailer.transform(html, pretty_print=False))
+        with self._stage("premailer"):
+            out = str(self.premailer.transform(html, pretty_print=False))
         # lxml drops the doctype; without it clients render in quirks mode.
         if not out.lstrip().lower().startswith("<!doctype"):
             out = "<!doctype html>\n" + out
@@ -191,9 +219,10 @@ class Renderer:
     def render_text(self, issue: Issue, links: Links, greeting: str | None = None) -> str:
         """The plain-text part, from its own template."""
         try:
-            text = self.env.get_template(TEXT_TEMPLATE).render(
-                self.context(issue, links, greeting=greeting)
-            )
+            with self._stage("text"):
+                text = self.env.get_template(TEXT_TEMPLATE).render(
+                    self.context(issue, links, greeting=greeting)
+                )
         except TemplateError as exc:
             raise self._template_error(exc) from None
         lines = [line.rstrip() for line in text.strip().splitlines()]

@@ -1,18 +1,10 @@
-"""One persistent SMTP connection, and how its replies are classified.
+"""The SMTP transport: one persistent connection to a relay (or to the capture server).
 
-The delivery loop (``deliver.py``) owns retries, backoff and the ledger; this module
-only talks SMTP and says what kind of failure happened:
-
-* :class:`TemporaryFailure`: 4xx, timeout, dropped connection. Retry later, on a new
-  connection.
-* :class:`PermanentFailure`: 5xx for this recipient (RCPT or DATA). Record, never retry.
-* :class:`ServerFailure`: the server cannot be used at all (connection refused at the
-  start, TLS or certificate failure, authentication refused, 5xx on MAIL FROM). Stop the
-  run; nothing is marked sent.
-
+The delivery loop (``deliver.py``) owns retries, backoff and the ledger; this module only
+talks SMTP and says which kind of failure happened (see ``transport.py``).
 :meth:`Connection.open` raises :class:`TemporaryFailure` for a refused, reset or timed-out
-connection (the delivery loop decides that this is fatal on the first connection of a run)
-and :class:`ServerFailure` for TLS, certificate and login problems.
+connection (a run's first connection treats that as fatal, see ``modes.py``) and
+:class:`ServerFailure` for TLS, certificate and login problems.
 """
 
 from __future__ import annotations
@@ -22,69 +14,24 @@ import re
 import smtplib
 import socket
 import ssl
-from dataclasses import dataclass
 from typing import Literal, NoReturn
 
-from ..errors import NewsletterError
 from ..settings import SmtpSettings
+from .transport import (
+    Envelope,
+    PermanentFailure,
+    Reply,
+    ServerFailure,
+    TemporaryFailure,
+    TransportError,
+    refusal,
+)
 
-__all__ = [
-    "Connection",
-    "PermanentFailure",
-    "Reply",
-    "ServerFailure",
-    "SmtpError",
-    "TemporaryFailure",
-]
+__all__ = ["Connection"]
 
 _CA_HINT = "set [smtp] ca_file to trust a private CA"
 # A misspelt host is a configuration error; other resolver errors may pass.
 _NO_SUCH_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One SMTP reply, its text folded onto a single line."""
-
-    code: int
-    text: str
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.text}" if self.text else str(self.code)
-
-    @classmethod
-    def of(cls, code: int, text: bytes | str) -> Reply:
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", errors="replace")
-        # Multi-line replies arrive joined by newlines; log lines and messages must stay one line.
-        return cls(code, " ".join(text.split()))
-
-
-class SmtpError(NewsletterError):
-    """Base of the three failure kinds; ``reply`` is the server's reply, when there was one."""
-
-    def __init__(self, message: str, reply: Reply | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.reply = reply
-
-
-class TemporaryFailure(SmtpError):
-    """Try again later, on a new connection."""
-
-
-class PermanentFailure(SmtpError):
-    """The server refused this recipient or this message for good."""
-
-    def __init__(
-        self, message: str, reply: Reply | None = None, *, stage: Literal["rcpt", "data"]
-    ) -> None:
-        super().__init__(message, reply)
-        self.stage: Literal["rcpt", "data"] = stage
-
-
-class ServerFailure(SmtpError):
-    """The server cannot be used at all: stop the run."""
 
 
 @functools.cache
@@ -101,9 +48,10 @@ def _default_local_hostname() -> str:
 
 
 class Connection:
-    """A persistent SMTP session; :meth:`send` opens it when needed and after a drop.
+    """A persistent SMTP session, a :class:`~newsletter.send.transport.Transport`.
 
-    Not thread-safe: give each worker its own.
+    :meth:`send` opens it when needed and after a drop. Not thread-safe: give each worker
+    its own.
     """
 
     def __init__(
@@ -189,7 +137,7 @@ class Connection:
         if self.settings.username:
             self._login(smtp)
 
-    def _classify(self, exc: OSError, stage: str) -> SmtpError:
+    def _classify(self, exc: OSError, stage: str) -> TransportError:
         """The failure kind for an error raised while opening the connection."""
         if isinstance(exc, ssl.SSLCertVerificationError):
             reason = exc.verify_message or exc.reason or str(exc)
@@ -269,18 +217,18 @@ class Connection:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    def send(self, sender: str, recipient: str, data: bytes) -> Reply:
+    def send(self, envelope: Envelope) -> Reply:
         """Send one message; return the server's reply to the end of DATA.
 
-        ``data`` has CRLF line endings and is already dot-stuffed. The end-of-data marker is
-        appended: ``.\\r\\n`` if ``data`` ends with CRLF, ``\\r\\n.\\r\\n`` otherwise.
+        ``envelope.data`` has CRLF line endings and is already dot-stuffed. The end-of-data
+        marker is appended: ``.\\r\\n`` if it ends with CRLF, ``\\r\\n.\\r\\n`` otherwise.
         """
-        envelope = _envelope(sender, recipient)
+        commands = _envelope(envelope.sender, envelope.recipient)
         self.open()
         smtp = self._smtp
         assert smtp is not None
         try:
-            reply = self._transaction(smtp, envelope, data)
+            reply = self._transaction(smtp, commands, envelope.data)
         except TemporaryFailure:
             self._drop()
             raise
@@ -294,13 +242,13 @@ class Connection:
             self._drop()
             reason = _describe(exc, self.settings.timeout)
             raise TemporaryFailure(
-                f"connection to {self.where} lost while sending to {recipient}: {reason}"
+                f"connection to {self.where} lost while sending to {envelope.recipient}: {reason}"
             ) from None
         self.sent += 1
         return reply
 
-    def _transaction(self, smtp: smtplib.SMTP, envelope: tuple[bytes, bytes], data: bytes) -> Reply:
-        mail_cmd, rcpt_cmd = envelope
+    def _transaction(self, smtp: smtplib.SMTP, commands: tuple[bytes, bytes], data: bytes) -> Reply:
+        mail_cmd, rcpt_cmd = commands
         if self._pipelining:
             # RFC 2920: one write, then every reply in order; the first failure decides.
             smtp.send(mail_cmd + rcpt_cmd + b"DATA\r\n")
@@ -332,16 +280,7 @@ class Connection:
     def _check(self, reply: Reply, stage: Literal["mail", "rcpt", "data"], ok: int = 0) -> None:
         if reply.code == ok or (not ok and 200 <= reply.code < 300):
             return
-        label = {"mail": "MAIL FROM", "rcpt": "RCPT TO", "data": "DATA"}[stage]
-        message = f"{self.where} answered {label} with {reply}"
-        if 400 <= reply.code < 500:
-            raise TemporaryFailure(message, reply)
-        if 500 <= reply.code < 600:
-            if stage == "mail":
-                raise ServerFailure(message + " (check [newsletter] from_address)", reply)
-            raise PermanentFailure(message, reply, stage=stage)
-        # Neither success nor an error code: the session is out of step, so start afresh.
-        raise TemporaryFailure(f"{message} (unexpected)", reply)
+        raise refusal(reply, stage, self.where)
 
     # -- closing ---------------------------------------------------------------------------------
 

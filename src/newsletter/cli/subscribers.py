@@ -1,0 +1,185 @@
+"""`newsletter subscribers ...` and `newsletter unsubscribe`."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from .output import echo, print_rows, with_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from ..settings import Settings
+
+F = TypeVar("F", bound="Callable[..., Any]")
+
+#: Kept in step with newsletter.subscribers.STATUSES (a test checks), so that --help
+#: need not import the subscribers module.
+STATUSES = ("active", "unsubscribed", "bounced", "complained")
+COLUMNS = ("email", "name", "status", "created", "source")
+
+
+@click.command()
+@click.argument("token_or_email")
+@with_settings
+def unsubscribe(token_or_email: str, settings: Settings) -> None:
+    """Unsubscribe by the token of an unsubscribe link, or by address.
+
+    \b
+    Examples:
+        newsletter unsubscribe ada@example.org
+        newsletter unsubscribe 'Q2x0...Zz.k3J...'
+    """
+    from .. import subscribers
+    from ..store import Store
+
+    with Store(settings.store_path) as store:
+        found = subscribers.unsubscribe(
+            store, settings.security.secret.get_secret_value(), token_or_email
+        )
+    echo(f"{found.email} is {found.status}")
+
+
+@click.group(name="subscribers")
+def subscribers_group() -> None:
+    """Manage the subscriber list (import, add, remove, list, export)."""
+
+
+@subscribers_group.command(name="import")
+@click.argument("csv_file", type=click.Path(path_type=Path))
+@click.option("--source", help="Recorded as each new subscriber's source [default: import:FILE].")
+@with_settings
+def subscribers_import(csv_file: Path, source: str | None, settings: Settings) -> None:
+    """Import a CSV with an `email` column (and optionally `name`).
+
+    Invalid and duplicate rows are reported with their line numbers and skipped; the
+    rest are imported in one transaction. Unsubscribed, bounced and complained
+    addresses are never resubscribed. Exit code 1 when some rows were invalid.
+
+    \b
+    Example:
+        newsletter subscribers import examples/subscribers.csv
+    """
+    from .. import subscribers
+    from ..store import Store
+
+    with Store(settings.store_path) as store:
+        report = subscribers.import_csv(store, csv_file, source)
+    for problem in report.problems:
+        echo(problem, err=True)
+    echo(
+        f"Imported {report.imported}, already subscribed {report.already}, "
+        f"skipped {len(report.problems)}"
+    )
+    raise SystemExit(1 if report.invalid else 0)
+
+
+@subscribers_group.command(name="add")
+@click.argument("email")
+@click.option("--name", default="", help="Display name, used in To and the greeting.")
+@with_settings
+def subscribers_add(email: str, name: str, settings: Settings) -> None:
+    """Add one subscriber.
+
+    \b
+    Example:
+        newsletter subscribers add ada@example.org --name "Ada Lovelace"
+    """
+    from .. import subscribers
+    from ..store import Store
+
+    with Store(settings.store_path) as store:
+        added = subscribers.add(store, email, name)
+    echo(f"Added {added.email}")
+
+
+@subscribers_group.command(name="remove")
+@click.argument("email")
+@click.option(
+    "--forget",
+    is_flag=True,
+    help="Delete the subscriber and their send history (erasure request) instead "
+    "of keeping them as unsubscribed.",
+)
+@with_settings
+def subscribers_remove(email: str, forget: bool, settings: Settings) -> None:
+    """Unsubscribe EMAIL (kept, so an import never re-adds them), or --forget it entirely.
+
+    \b
+    Example:
+        newsletter subscribers remove ada@example.org
+    """
+    from .. import subscribers
+    from ..errors import NewsletterError
+    from ..store import Store
+
+    secret = settings.security.secret.get_secret_value()
+    with Store(settings.store_path) as store:
+        if forget:
+            try:
+                existed = subscribers.forget(store, email)
+            except ValueError as exc:
+                raise NewsletterError(str(exc)) from None
+            if not existed:
+                raise NewsletterError(f"{email}: no such subscriber")
+            echo(f"Forgot {email}")
+            return
+        found = subscribers.unsubscribe(store, secret, email)
+    echo(f"{found.email} is {found.status}")
+
+
+def _status_option(command: F) -> F:
+    return click.option("--status", type=click.Choice(STATUSES), help="Only this status.")(command)
+
+
+def _public_rows(settings: Settings, status: str | None) -> Iterator[dict[str, Any]]:
+    from .. import subscribers
+    from ..store import Store
+
+    with Store(settings.store_path) as store:
+        for subscriber in subscribers.iter_subscribers(store, status):
+            yield subscriber.public()
+
+
+@subscribers_group.command(name="list")
+@_status_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+@with_settings
+def subscribers_list(status: str | None, as_json: bool, settings: Settings) -> None:
+    """List subscribers: a table on a terminal, tab-separated when piped, or JSON.
+
+    A terminal table shows the first 1,000; pipe it or use `export` for every row.
+
+    \b
+    Example:
+        newsletter subscribers list --status active --json
+    """
+    print_rows(
+        _public_rows(settings, status), COLUMNS, as_json=as_json, noun="subscriber",
+        more="`newsletter subscribers export`",
+    )  # fmt: skip
+
+
+@subscribers_group.command(name="export")
+@_status_option
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of CSV.")
+@with_settings
+def subscribers_export(status: str | None, as_json: bool, settings: Settings) -> None:
+    """Write every subscriber to stdout as CSV (or JSON), streaming.
+
+    \b
+    Example:
+        newsletter subscribers export > subscribers.csv
+    """
+    rows = _public_rows(settings, status)
+    if as_json:
+        print_rows(rows, COLUMNS, as_json=True)
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(COLUMNS))
+    writer.writeheader()
+    writer.writerows(rows)

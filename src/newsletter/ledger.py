@@ -1,0 +1,249 @@
+"""The send ledger: who has had which issue, and who may be sending it right now.
+
+It owns two tables; nothing else writes them:
+
+* ``campaigns``: one row per issue, holding the send lease (one sender per issue);
+* ``deliveries``: one row per issue and subscriber. A row is ``pending`` until the relay
+  has accepted the message, then ``sent``; a permanent refusal makes it ``failed``.
+
+Functions that take a :class:`~newsletter.store.Store` run their own transaction; those
+that take ``db`` (a connection) join the caller's, so that changes to other tables can be
+made in the same one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from .errors import NewsletterError
+from .store import Store, utcnow
+
+__all__ = [
+    "LedgerError",
+    "Pending",
+    "Record",
+    "acquire_lease",
+    "add_recipients",
+    "counts",
+    "forget_subscriber",
+    "lease_holder",
+    "pending_recipients",
+    "plan",
+    "record",
+    "release_lease",
+    "remaining",
+    "renew_lease",
+]
+
+
+class LedgerError(NewsletterError):
+    """Results can no longer be recorded: the run must stop."""
+
+
+class Pending(NamedTuple):
+    """A subscriber still to send to."""
+
+    subscriber_id: int
+    email: str
+    name: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """The outcome of one delivery, as the ledger stores it."""
+
+    subscriber_id: int
+    state: str  # "sent", "failed" or "pending"
+    reply: str
+    attempts: int
+    message_id: str
+    #: Refused for good at RCPT TO: counts towards marking the subscriber bounced.
+    bounce: bool = False
+
+
+# -- the send lease: one sender per issue ------------------------------------------------------
+
+
+def _owner() -> str:
+    # host:pid says who holds it (and lets a dead local holder be detected); the nonce
+    # tells two runs in one process (a web app, say) apart.
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _alive(owner: str) -> bool:
+    """Whether a lease owner (host:pid:nonce) may still be running. Other hosts: assume yes."""
+    host, _, pid = owner.rsplit(":", 1)[0].rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed process nobody has reaped yet (no init in a container) is a zombie: dead.
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def acquire_lease(store: Store, issue: str, subject: str, seconds: float) -> str | None:
+    """Take the send lease for ``issue``; return the new owner, or None when someone live
+    holds it. Creates the issue's campaign row on first use."""
+    owner, now = _owner(), time.time()
+    with store.transaction() as db:
+        db.execute(
+            "INSERT OR IGNORE INTO campaigns (issue, subject, created) VALUES (?, ?, ?)",
+            (issue, subject, utcnow()),
+        )
+        row = db.execute(
+            "SELECT lease_owner, lease_expires FROM campaigns WHERE issue = ?", (issue,)
+        ).fetchone()
+        holder, expires = row["lease_owner"], row["lease_expires"]
+        if holder and holder != owner and expires and expires > now and _alive(holder):
+            return None
+        db.execute(
+            "UPDATE campaigns SET lease_owner = ?, lease_expires = ? WHERE issue = ?",
+            (owner, now + seconds, issue),
+        )
+    return owner
+
+
+def lease_holder(store: Store, issue: str) -> str:
+    """Who holds the lease (host:pid:nonce), or "" when nobody does."""
+    row = store.db.execute("SELECT lease_owner FROM campaigns WHERE issue = ?", (issue,)).fetchone()
+    return str(row["lease_owner"]) if row and row["lease_owner"] else ""
+
+
+def renew_lease(store: Store, issue: str, owner: str, seconds: float) -> bool:
+    """Extend the lease; False when ``owner`` no longer holds it."""
+    with store.transaction() as db:
+        cursor = db.execute(
+            "UPDATE campaigns SET lease_expires = ? WHERE issue = ? AND lease_owner = ?",
+            (time.time() + seconds, issue, owner),
+        )
+    return cursor.rowcount == 1
+
+
+def release_lease(store: Store, issue: str, owner: str) -> None:
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE campaigns SET lease_owner = NULL, lease_expires = NULL "
+            "WHERE issue = ? AND lease_owner = ?",
+            (issue, owner),
+        )
+
+
+# -- deliveries ------------------------------------------------------------------------------
+
+#: Still to send: the row is pending and the subscriber still active.
+_PENDING = (
+    "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+    "WHERE d.issue = ? AND d.state = 'pending' AND s.status = 'active'"
+)
+
+
+def add_recipients(db: sqlite3.Connection, issue: str) -> None:
+    """A pending row for every active subscriber who has none: new subscribers join a
+    resumed run; those who left are skipped when it comes to them."""
+    db.execute(
+        "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, updated) "
+        "SELECT ?, id, ? FROM subscribers WHERE status = 'active'",
+        (issue, utcnow()),
+    )
+
+
+def counts(store: Store, issue: str) -> dict[str, int]:
+    """Rows per state; pending rows only of subscribers still active."""
+    rows = store.db.execute(
+        "SELECT d.state, COUNT(*) FROM deliveries d JOIN subscribers s "
+        "ON s.id = d.subscriber_id WHERE d.issue = ? AND (d.state != 'pending' "
+        "OR s.status = 'active') GROUP BY d.state",
+        (issue,),
+    ).fetchall()
+    return {str(state): int(count) for state, count in rows}
+
+
+def remaining(store: Store, issue: str) -> int:
+    """Active subscribers whose row is still pending."""
+    return int(store.db.execute(f"SELECT COUNT(*) {_PENDING}", (issue,)).fetchone()[0])
+
+
+def pending_recipients(store: Store, issue: str, batch: int = 100) -> Iterator[Pending]:
+    """Pending recipients in id order, read in small batches: memory stays flat for any
+    list size."""
+    last = 0
+    while True:
+        rows = store.db.execute(
+            f"SELECT s.id, s.email, s.name, s.token {_PENDING} AND s.id > ? ORDER BY s.id LIMIT ?",
+            (issue, last, batch),
+        ).fetchall()
+        if not rows:
+            return
+        for row in rows:
+            yield Pending(row["id"], row["email"], row["name"], row["token"])
+        last = rows[-1]["id"]
+
+
+def plan(store: Store, issue: str, show: int = 5) -> tuple[int, list[str], int]:
+    """(active subscribers who have not had ``issue``, the first ``show`` of them, how many
+    have had it). Reads only: it counts subscribers who have no row yet too."""
+    query = (
+        "FROM subscribers s WHERE s.status = 'active' AND NOT EXISTS (SELECT 1 FROM "
+        "deliveries d WHERE d.issue = ? AND d.subscriber_id = s.id AND d.state != 'pending')"
+    )
+    count = store.db.execute(f"SELECT COUNT(*) {query}", (issue,)).fetchone()[0]
+    first = [
+        str(row[0])
+        for row in store.db.execute(f"SELECT s.email {query} ORDER BY s.id LIMIT ?", (issue, show))
+    ]
+    done = store.db.execute(
+        "SELECT COUNT(*) FROM deliveries WHERE issue = ? AND state = 'sent'", (issue,)
+    ).fetchone()[0]
+    return int(count), first, int(done)
+
+
+def record(
+    store: Store, issue: str, owner: str, records: Sequence[Record], bounce_after: int
+) -> None:
+    """Store a batch of outcomes in one transaction, if ``owner`` still holds the lease.
+
+    :class:`LedgerError` when another run took the lease over: this one must stop, and
+    none of the batch is recorded (those messages stay pending).
+    """
+    now = utcnow()
+    with store.transaction() as db:
+        row = db.execute("SELECT lease_owner FROM campaigns WHERE issue = ?", (issue,)).fetchone()
+        if row is None or row["lease_owner"] != owner:
+            raise LedgerError(f"another run took over the send of {issue}; stopping")
+        db.executemany(
+            "UPDATE deliveries SET state = ?, reply = ?, attempts = attempts + ?, "
+            "message_id = ?, updated = ? WHERE issue = ? AND subscriber_id = ?",
+            [
+                (r.state, r.reply, r.attempts, r.message_id, now, issue, r.subscriber_id)
+                for r in records
+            ],
+        )
+        # The bounce counter is the subscribers' table, but it must move in this transaction.
+        db.executemany(
+            "UPDATE subscribers SET bounces = bounces + 1, updated = ?, status = CASE "
+            "WHEN bounces + 1 >= ? AND status = 'active' THEN 'bounced' ELSE status END "
+            "WHERE id = ?",
+            [(now, bounce_after, r.subscriber_id) for r in records if r.bounce],
+        )
+
+
+def forget_subscriber(db: sqlite3.Connection, subscriber_id: int) -> None:
+    """Delete a subscriber's rows (an erasure request), in the caller's transaction."""
+    db.execute("DELETE FROM deliveries WHERE subscriber_id = ?", (subscriber_id,))

@@ -1,0 +1,126 @@
+"""The item library (newsletter.library) against a real SQLite store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+
+from newsletter import library
+from newsletter.library import NewItem
+from newsletter.models import item_id
+from newsletter.settings import Settings, SourceSettings
+from newsletter.store import Store
+
+SRC = Path(__file__).parents[1] / "src" / "newsletter"
+NOW = "2023-06-23T07:00:00+00:00"
+
+
+def add(store: Store, *items: NewItem, days: int = 3) -> list[str]:
+    with store.transaction() as db:
+        return [library.add_item(db, item, now=NOW, same_title_days=days) for item in items]
+
+
+def item(title: str, day: int, url: str | None = None, **more: object) -> NewItem:
+    return NewItem(title, "desk", url, dt.date(2023, 6, day), **more)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(settings: Settings) -> Store:
+    with Store(settings.store_path) as store:
+        yield store  # type: ignore[misc]
+
+
+def test_urls_are_stored_canonical_and_the_original_kept(store: Store) -> None:
+    url = "https://News.Example.org/a?utm_source=rss#top"
+    assert add(store, item("Allies meet", 20, url)) == ["new"]
+    (row,) = library.list_items(store)
+    assert row["url"] == "https://news.example.org/a" and row["original_url"] == url
+    assert row["id"] == item_id("https://news.example.org/a", "Allies meet")
+    assert row["norm_title"] == "allies meet"
+    assert add(store, item("Allies meet", 20, "https://news.example.org/a")) == ["unchanged"]
+    assert add(store, item("Allies meet", 20, url, summary="Now with a summary.")) == ["updated"]
+
+
+def test_the_same_headline_with_other_accents_is_the_same_story(store: Store) -> None:
+    add(store, item("Café society opens", 20, "https://n.example.org/cafe"))
+    # Copied text (no URL), two days later, no accent: fills in the summary only.
+    assert add(store, item("CAFE SOCIETY OPENS!", 22, summary="A new café.")) == ["updated"]
+    (row,) = library.list_items(store)
+    assert row["title"] == "Café society opens" and row["summary"] == "A new café."
+    assert row["published"] == "2023-06-20"
+
+
+def test_list_items_by_week_and_source(store: Store) -> None:
+    add(store, item("Sunday", 25), item("Next Monday", 26), item("Monday", 19))
+    add(store, NewItem("Elsewhere", "feed", published=dt.date(2023, 6, 21)))
+    assert [r["title"] for r in library.list_items(store, week="2023-W25")] == [
+        "Sunday", "Elsewhere", "Monday",
+    ]  # fmt: skip
+    assert [r["title"] for r in library.list_items(store, source="feed")] == ["Elsewhere"]
+    assert library.list_items(store, week="2023-W25", source="nobody") == []
+
+
+def test_pin_and_unpin(store: Store) -> None:
+    add(store, item("Pin me", 20, "https://n.example.org/pin"))
+    (row,) = library.list_items(store)
+    assert library.pin(store, row["id"]) is True
+    assert library.list_items(store)[0]["pinned"] == 1
+    assert library.pin(store, row["id"], pinned=False) is True
+    assert library.list_items(store)[0]["pinned"] == 0
+    assert library.pin(store, "000000000000") is False
+
+
+def test_items_recorded_for_an_issue_are_not_draftable_for_another(store: Store) -> None:
+    add(store, item("Sent last week", 20, "https://n.example.org/a"), item("Fresh", 21))
+    sent = item_id("https://n.example.org/a", "")
+    with store.transaction() as db:
+        library.record_issue_items(db, "2023-W24", [sent])
+        library.record_issue_items(db, "2023-W24", [sent])  # a resumed send: no error
+    titles = [r["title"] for r in library.draftable_items(store, "2023-W25")]
+    assert titles == ["Fresh"] and library.count_sent_elsewhere(store, "2023-W25") == 1
+    # The issue that carried it may still be redrafted with it.
+    assert len(library.draftable_items(store, "2023-W24")) == 0  # 20 June is W25
+    with store.transaction() as db:
+        library.record_issue_items(db, "2023-W25", [sent])
+    assert library.count_sent_elsewhere(store, "2023-W25") == 1
+
+
+def test_record_issue_items_joins_the_callers_transaction(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction() as db:
+        library.record_issue_items(db, "2023-W25", ["abc"])
+        raise RuntimeError("the send failed before committing")
+    assert store.db.execute("SELECT COUNT(*) FROM issue_items").fetchone()[0] == 0
+
+
+def test_draftable_items_put_pinned_first(store: Store) -> None:
+    add(store, item("Old", 19, "https://n.example.org/old"), item("New", 23))
+    old = library.list_items(store, week="2023-W25")[-1]
+    library.pin(store, old["id"])
+    assert [r["title"] for r in library.draftable_items(store, "2023-W25")] == ["Old", "New"]
+
+
+def test_source_state_belongs_to_the_exact_source(store: Store) -> None:
+    feed = SourceSettings(name="feed", type="feed", location="https://n.example.org/rss")
+    assert library.read_source_state(store, feed) is None
+    library.write_source_state(store, feed, '"v1"', None)
+    library.write_source_state(store, feed, '"v2"', "Fri, 23 Jun 2023 07:00:00 GMT")
+    state = library.read_source_state(store, feed)
+    assert state == library.SourceState('"v2"', "Fri, 23 Jun 2023 07:00:00 GMT")
+    moved = feed.model_copy(update={"location": "https://n.example.org/atom"})
+    assert library.read_source_state(store, moved) is None
+
+
+def test_only_the_library_touches_its_tables() -> None:
+    sql = re.compile(
+        r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+(?:items|source_state|issue_items)\b", re.I
+    )
+    owners = {
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if sql.search(path.read_text(encoding="utf-8"))
+    }
+    # store.py creates the tables (migrations); everything else goes through the library.
+    assert owners <= {"library.py", "store.py"}
