@@ -37,10 +37,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A fresh project folder: the shipped config.toml and the sample issue, nothing shared."""
+    """A fresh project folder: the shipped config.toml, the sample issue and its images."""
     shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
     (tmp_path / "issues").mkdir()
     shutil.copy(SAMPLE_ISSUE, tmp_path / "issues" / SAMPLE_ISSUE.name)
+    shutil.copytree(STATIC, tmp_path / "static")
     return tmp_path
 
 

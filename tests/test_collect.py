@@ -14,13 +14,13 @@ from typing import ClassVar
 
 import pytest
 
-from newsletter import load_issue
-from newsletter.collect import Candidate, add_candidates, collect
+from newsletter import library, load_issue
+from newsletter.collect import PARSERS, Candidate, add_candidates, collect, source_for
 from newsletter.collect.fetch import FetchError, fetch
 from newsletter.draft import draft_issue
 from newsletter.errors import InputError
 from newsletter.library import list_items
-from newsletter.models import item_id, week_range
+from newsletter.models import item_id
 from newsletter.normalise import canonical_url
 from newsletter.settings import Settings, SourceSettings
 from newsletter.store import Store
@@ -97,13 +97,11 @@ def test_a_source_is_one_transaction(settings: Settings) -> None:
     assert [r["title"] for r in rows(settings)] == ["Kept"]
 
 
-def test_week_range_and_items_by_week(settings: Settings) -> None:
-    assert week_range("2023-W25") == (dt.date(2023, 6, 19), dt.date(2023, 6, 25))
-    assert week_range("2020-W53") == (dt.date(2020, 12, 28), dt.date(2021, 1, 3))
+def test_items_by_week(settings: Settings) -> None:
     add(settings, story("Sunday", 25), story("Next Monday", 26), story("Monday", 19))
     assert [r["title"] for r in rows(settings, week="2023-W25")] == ["Sunday", "Monday"]
     with pytest.raises(InputError, match="not an ISO week"):
-        week_range("2023-25")
+        rows(settings, week="2023-25")
 
 
 def test_time_zone_decides_the_week(settings: Settings) -> None:
@@ -248,8 +246,8 @@ def test_draft_limits_pins_and_never_overwrites(settings: Settings, project: Pat
     limited = settings.model_copy(
         update={"draft": settings.draft.model_copy(update={"sections": [news], "lead": False})}
     )
-    with Store(settings.store_path) as store, store.transaction() as db:
-        db.execute("UPDATE items SET pinned = 1 WHERE title = 'News 5'")  # the oldest day
+    with Store(settings.store_path) as store:
+        assert library.pin(store, item_id("https://n.example.org/5", ""))  # the oldest day
     draft = draft_issue(limited, "2023-W25")
     titles = [r["title"] for r in draft.sections[0][1]]
     assert titles[0] == "News 5" and len(titles) == 3
@@ -264,10 +262,7 @@ def test_draft_limits_pins_and_never_overwrites(settings: Settings, project: Pat
 def test_draft_never_retakes_items_sent_in_an_earlier_issue(settings: Settings) -> None:
     week_items(settings)
     with Store(settings.store_path) as store, store.transaction() as db:
-        db.execute(
-            "INSERT INTO issue_items VALUES ('2023-W24', ?)",
-            (item_id("https://n.example.org/new", ""),),
-        )
+        library.record_issue_items(db, "2023-W24", [item_id("https://n.example.org/new", "")])
     draft = draft_issue(settings, "2023-W25")
     titles = [r["title"] for _, items in draft.sections for r in items]
     assert "Newer news" not in titles and "Older news" in titles
@@ -428,3 +423,44 @@ def test_conditional_get_state_is_kept_only_after_a_successful_import(
         again = collect_source(source, settings, store)
         assert not again.not_modified
         assert store.db.execute("SELECT COUNT(*) FROM source_state").fetchone()[0] == 0
+
+
+def test_one_parser_per_source_type() -> None:
+    # The registry and the settings' source types are the same list.
+    assert set(PARSERS) == {"feed", "page", "text"}
+    assert set(PARSERS) == set(SourceSettings.model_fields["type"].annotation.__args__)  # type: ignore[union-attr]
+
+
+def test_source_for_a_one_off_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = source_for("copied/desk-2023-06-23.txt", "text")
+    assert (text.name, text.type) == ("desk-2023-06-23", "text")
+    assert text.location == str(tmp_path / "copied" / "desk-2023-06-23.txt")
+    feed = source_for("https://news.example.org:8443/feed.xml", "feed", name="newsroom")
+    assert (feed.name, feed.location) == ("newsroom", "https://news.example.org:8443/feed.xml")
+    assert source_for("https://news.example.org/feed.xml", "feed").name == "news.example.org"
+    page = source_for(
+        "https://n.example.org/press/", "page", selectors=["item=li.news", "date = time.d=x"]
+    )
+    assert page.selectors == {"item": "li.news", "date": " time.d=x"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "selectors", "message"),
+    [
+        ("page", ["li.news"], "selector 'li.news': write KEY=CSS"),
+        ("page", ["=li.news"], "selector '=li.news': write KEY=CSS"),
+        ("feed", ["item=li"], "only --type page uses them, not --type feed"),
+        ("page", [], "a page source needs selectors.item"),
+        ("page", ["title=h2"], "a page source needs selectors.item"),
+        ("rss", [], "type 'rss': not a source type (use feed, page, text)"),
+    ],
+)
+def test_source_for_refuses_bad_input_in_one_line(
+    kind: str, selectors: list[str], message: str
+) -> None:
+    with pytest.raises(InputError) as caught:
+        source_for("https://n.example.org/press/", kind, selectors=selectors)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(InputError, match="location is empty"):
+        source_for(" ", "feed")

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.collect.base import Candidate, Parsed
-from newsletter.collect.base import html_to_text, summary_text
+from newsletter.collect.base import Candidate, Parsed, html_to_text, summary_text
 from newsletter.collect.feed import parse_feed
 from newsletter.normalise import clip
 

@@ -306,8 +306,8 @@ def test_headlines_differing_only_in_accents_are_one_story() -> None:
     # One title rule everywhere: the library and the duplicate-story check already folded
     # accents, so the copied-text reader now agrees that these are the same story.
     text = (
-        "Caf\u00e9 society opens its doors\n\nThe new community caf\u00e9 welcomes its first guests.\n"
-        "Read more\n\n"
+        "Caf\u00e9 society opens its doors\n\n"
+        "The new community caf\u00e9 welcomes its first guests.\nRead more\n\n"
         "Cafe society opens its doors\n\nThe new community cafe welcomes its first guests.\n"
         "Read more\n"
     )

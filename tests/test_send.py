@@ -19,9 +19,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from newsletter import load_settings, subscribers
+from newsletter import ledger, load_settings, subscribers
 from newsletter.errors import NewsletterError
 from newsletter.send import LeaseHeld, send_issue
+from newsletter.send.memory import DROP as MEMORY_DROP
+from newsletter.send.memory import MemoryRelay
 from newsletter.settings import Settings
 from newsletter.store import Store
 from tests.conftest import SAMPLE_ISSUE
@@ -270,7 +272,7 @@ def test_a_live_lease_blocks_a_second_sender_and_a_dead_one_does_not(
     add_subscribers(settings, PEOPLE)
     with Store(settings.store_path) as store:
         # A live process on this host (our parent) holds it.
-        store.acquire_lease("2023-W25", "s", 60)
+        ledger.acquire_lease(store, "2023-W25", "s", 60)
         with store.transaction() as db:
             db.execute(
                 "UPDATE campaigns SET lease_owner = ? WHERE issue = '2023-W25'",
@@ -487,3 +489,76 @@ def test_password_in_clear_to_a_remote_relay_is_refused(
     with pytest.raises(NewsletterError, match="password in clear") as info:
         send_issue(project / ISSUE, load_settings(project / "config.toml"))
     assert "hunter2" not in str(info.value)
+
+
+# -- the delivery loop, against the in-memory relay ------------------------------------------------
+
+
+def quick(settings: Settings, **smtp: Any) -> Settings:
+    """No waiting between tries."""
+    values = {"retry_delay": 0.0, **smtp}
+    return settings.model_copy(update={"smtp": settings.smtp.model_copy(update=values)})
+
+
+def test_a_given_transport_gets_every_message_once(settings: Settings, project: Path) -> None:
+    relay = MemoryRelay()
+    add_subscribers(settings, PEOPLE)
+    report = send_issue(project / ISSUE, settings, transport=relay.transport)
+    assert report.ok and report.mode == "custom" and report.sent == 3 and not report.capture_dir
+    assert sorted(e.recipient for e in relay.accepted) == sorted(p[0] for p in PEOPLE)
+    for envelope in relay.accepted:
+        assert envelope.sender == settings.newsletter.from_address
+        # Each recipient's own message, dot-stuffed for the wire.
+        assert parse(envelope.data)["To"].addresses[0].addr_spec == envelope.recipient
+        lines = envelope.data.split(b"\r\n")
+        assert all(line.startswith(b"..") for line in lines if line.startswith(b"."))
+    assert states(settings) == dict.fromkeys((p[0] for p in PEOPLE), "sent")
+
+
+def test_a_recipients_4xx_does_not_stop_the_run(settings: Settings, project: Path) -> None:
+    # More greylisted recipients in a row than there are connections: each is deferred for a
+    # later run, but they say nothing about the relay, so everyone after them still gets it.
+    settings = quick(settings, connections=2, max_attempts=2)
+    people = [f"user{n:02d}@example.org" for n in range(10)]
+    greylisted = set(people[2:5])
+    relay = MemoryRelay(rcpt=lambda a, n: "451 4.7.1 greylisted" if a in greylisted else None)
+    add_subscribers(settings, [(a, "") for a in people])
+    report = send_issue(project / ISSUE, settings, transport=relay.transport)
+    assert report.stopped == ""
+    assert (report.sent, report.deferred, report.failed, report.remaining) == (7, 3, 0, 3)
+    assert {e.recipient for e in relay.accepted} == set(people) - greylisted
+    assert len([r for r in relay.refusals if r[0] == "rcpt"]) == 3 * 2
+    assert {a for a, state in states(settings).items() if state == "pending"} == greylisted
+
+
+def test_relay_failures_in_a_row_stop_the_run(settings: Settings, project: Path) -> None:
+    settings = quick(settings, connections=2, max_attempts=2)
+    relay = MemoryRelay(data=lambda a, n: "451 4.3.0 queue full")
+    add_subscribers(settings, [(f"user{n:02d}@example.org", "") for n in range(20)])
+    report = send_issue(project / ISSUE, settings, transport=relay.transport)
+    assert (
+        report.stopped
+        == "the relay keeps failing: memory:25 answered DATA with 451 4.3.0 queue full"
+    )
+    assert report.sent == 0 and report.remaining == 20 and not report.ok
+    # It stops after about one failing message per connection, not after all twenty.
+    assert report.deferred <= 2 + 2
+
+
+def test_a_relay_that_refuses_connections_stops_the_run(settings: Settings, project: Path) -> None:
+    settings = quick(settings, connections=2, max_attempts=3)
+    relay = MemoryRelay(connect=lambda n: MEMORY_DROP)
+    add_subscribers(settings, PEOPLE)
+    report = send_issue(project / ISSUE, settings, transport=relay.transport)
+    assert "the relay keeps failing" in report.stopped and "Connection refused" in report.stopped
+    assert report.sent == 0 and set(states(settings).values()) == {"pending"}
+
+
+def test_a_transport_is_reconnected_after_messages_per_connection(
+    settings: Settings, project: Path
+) -> None:
+    settings = quick(settings, connections=1)
+    relay = MemoryRelay(messages_per_connection=2)
+    add_subscribers(settings, [(f"user{n}@example.org", "") for n in range(5)])
+    assert send_issue(project / ISSUE, settings, transport=relay.transport).sent == 5
+    assert relay.connections == 3

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from newsletter.send.smtp import (
-    Connection,
+from newsletter.send.smtp import Connection
+from newsletter.send.transport import (
+    Envelope,
     PermanentFailure,
     ServerFailure,
     TemporaryFailure,
@@ -70,10 +71,10 @@ def pipelining(request: pytest.FixtureRequest) -> bool:
 def test_plain_delivery_is_byte_exact(start_smtp_server: StartServer, pipelining: bool) -> None:
     server = start_smtp_server(RecordingHandler(pipelining=pipelining))
     with Connection(relay(server)) as conn:
-        reply = conn.send(SENDER, "ada@example.net", stuff(MESSAGE))
+        reply = conn.send(Envelope(SENDER, "ada@example.net", stuff(MESSAGE)))
         assert conn.pipelining is pipelining
         # A message that already ends with CRLF gets only ".\r\n" appended.
-        conn.send(SENDER, "bob@example.net", stuff(MESSAGE) + b"\r\n")
+        conn.send(Envelope(SENDER, "bob@example.net", stuff(MESSAGE) + b"\r\n"))
         assert conn.sent == 2
     assert reply.code == 250
     assert str(reply).startswith("250 2.0.0 OK queued as 1")
@@ -87,12 +88,12 @@ def test_plain_delivery_is_byte_exact(start_smtp_server: StartServer, pipelining
 def test_needs_reconnect_after_messages_per_connection(start_smtp_server: StartServer) -> None:
     server = start_smtp_server()
     with Connection(relay(server, messages_per_connection=2)) as conn:
-        conn.send(SENDER, "a@example.net", b"x")
+        conn.send(Envelope(SENDER, "a@example.net", b"x"))
         assert not conn.needs_reconnect
-        conn.send(SENDER, "b@example.net", b"x")
+        conn.send(Envelope(SENDER, "b@example.net", b"x"))
         assert conn.needs_reconnect
         conn.close()
-        conn.send(SENDER, "c@example.net", b"x")
+        conn.send(Envelope(SENDER, "c@example.net", b"x"))
         assert conn.sent == 1
     assert len(server.handler.messages) == 3
 
@@ -100,8 +101,9 @@ def test_needs_reconnect_after_messages_per_connection(start_smtp_server: StartS
 def test_connection_refused_is_temporary() -> None:
     settings = SmtpSettings(mode="relay", host="127.0.0.1", port=free_port(), security="none")
     conn = Connection(settings)
-    with pytest.raises(TemporaryFailure, match=r"refused"):
+    with pytest.raises(TemporaryFailure, match=r"refused") as failure:
         conn.open()
+    assert failure.value.concerns == "connection"
     assert not conn.is_open
 
 
@@ -114,7 +116,7 @@ def test_starttls_with_ca_file(
     # require_starttls: the server refuses MAIL before the upgrade, so delivery proves TLS.
     server = start_smtp_server(tls_context=server_tls, require_starttls=True)
     with Connection(relay(server, security="starttls", ca_file=smtp_ca_file)) as conn:
-        conn.send(SENDER, "ada@example.net", stuff(MESSAGE))
+        conn.send(Envelope(SENDER, "ada@example.net", stuff(MESSAGE)))
     assert server.handler.messages[0].content == MESSAGE + b"\r\n"
 
 
@@ -130,7 +132,7 @@ def test_starttls_not_offered_never_falls_back(start_smtp_server: StartServer) -
     server = start_smtp_server()
     conn = Connection(relay(server, security="starttls"))
     with pytest.raises(ServerFailure, match=r"does not offer STARTTLS"):
-        conn.send(SENDER, "ada@example.net", b"x")
+        conn.send(Envelope(SENDER, "ada@example.net", b"x"))
     assert not conn.is_open
     assert server.handler.messages == []
 
@@ -140,7 +142,7 @@ def test_implicit_tls_with_ca_file(
 ) -> None:
     server = start_smtp_server(tls_context=server_tls, implicit_tls=True)
     with Connection(relay(server, security="tls", ca_file=smtp_ca_file)) as conn:
-        conn.send(SENDER, "ada@example.net", stuff(MESSAGE))
+        conn.send(Envelope(SENDER, "ada@example.net", stuff(MESSAGE)))
     assert server.handler.messages[0].content == MESSAGE + b"\r\n"
 
 
@@ -185,7 +187,7 @@ def test_auth(
     security = "tls" if implicit_tls else "starttls"
     base = {"security": security, "ca_file": smtp_ca_file, "username": "news"}
     with Connection(relay(server, **base, password=PASSWORD)) as conn:
-        conn.send(SENDER, "ada@example.net", b"x")
+        conn.send(Envelope(SENDER, "ada@example.net", b"x"))
     assert len(server.handler.messages) == 1
 
     with pytest.raises(ServerFailure, match=r"refused the login") as failure:
@@ -196,7 +198,7 @@ def test_auth(
     # Without a username there is no AUTH, and the server refuses the envelope.
     with pytest.raises(ServerFailure, match=r"530"):
         Connection(relay(server, security=security, ca_file=smtp_ca_file)).send(
-            SENDER, "ada@example.net", b"x"
+            Envelope(SENDER, "ada@example.net", b"x")
         )
 
 
@@ -213,18 +215,24 @@ def test_451_on_data_is_temporary_and_the_retry_reconnects(
     server = start_smtp_server(handler)
     with Connection(relay(server)) as conn:
         with pytest.raises(TemporaryFailure, match=r"451 4.3.0 try later") as failure:
-            conn.send(SENDER, "ada@example.net", b"x")
+            conn.send(Envelope(SENDER, "ada@example.net", b"x"))
         assert failure.value.reply is not None and failure.value.reply.code == 451
+        # The relay could not take the message: not this recipient's doing.
+        assert failure.value.concerns == "connection"
         assert not conn.is_open
-        assert conn.send(SENDER, "ada@example.net", b"x").code == 250
+        assert conn.send(Envelope(SENDER, "ada@example.net", b"x")).code == 250
     assert len(handler.messages) == 1
 
 
 def test_451_on_rcpt_is_temporary(start_smtp_server: StartServer, pipelining: bool) -> None:
     handler = RecordingHandler(decide_rcpt=lambda a, n: "450 4.2.0 busy", pipelining=pipelining)
     server = start_smtp_server(handler)
-    with Connection(relay(server)) as conn, pytest.raises(TemporaryFailure, match=r"RCPT TO"):
-        conn.send(SENDER, "ada@example.net", b"x")
+    with (
+        Connection(relay(server)) as conn,
+        pytest.raises(TemporaryFailure, match=r"RCPT TO") as failure,
+    ):
+        conn.send(Envelope(SENDER, "ada@example.net", b"x"))
+    assert failure.value.concerns == "recipient"
 
 
 def test_550_on_rcpt_is_permanent_and_the_connection_stays_usable(
@@ -235,12 +243,12 @@ def test_550_on_rcpt_is_permanent_and_the_connection_stays_usable(
 
     server = start_smtp_server(RecordingHandler(decide_rcpt=refuse_ghost, pipelining=pipelining))
     with Connection(relay(server)) as conn:
-        conn.send(SENDER, "ada@example.net", b"first")
+        conn.send(Envelope(SENDER, "ada@example.net", b"first"))
         with pytest.raises(PermanentFailure, match=r"550 5.1.1 no such user") as failure:
-            conn.send(SENDER, "ghost@example.net", b"lost")
-        assert failure.value.stage == "rcpt"
+            conn.send(Envelope(SENDER, "ghost@example.net", b"lost"))
+        assert failure.value.stage == "rcpt" and failure.value.concerns == "recipient"
         assert conn.is_open and conn.sent == 1
-        conn.send(SENDER, "bob@example.net", b"second")
+        conn.send(Envelope(SENDER, "bob@example.net", b"second"))
         assert conn.sent == 2
     assert [m.content for m in server.handler.messages] == [b"first\r\n", b"second\r\n"]
 
@@ -255,10 +263,10 @@ def test_554_on_data_is_permanent_and_the_connection_stays_usable(
     server = start_smtp_server(handler)
     with Connection(relay(server)) as conn:
         with pytest.raises(PermanentFailure, match=r"554 5.7.1 spam") as failure:
-            conn.send(SENDER, "ada@example.net", b"spam")
+            conn.send(Envelope(SENDER, "ada@example.net", b"spam"))
         assert failure.value.stage == "data"
         assert conn.is_open
-        conn.send(SENDER, "ada@example.net", b"ham")
+        conn.send(Envelope(SENDER, "ada@example.net", b"ham"))
     assert [m.content for m in handler.messages] == [b"ham\r\n"]
 
 
@@ -270,8 +278,9 @@ def test_553_on_mail_from_is_a_server_failure(
     )
     server = start_smtp_server(handler)
     conn = Connection(relay(server))
-    with pytest.raises(ServerFailure, match=r"MAIL FROM.*553 5.7.1 sender not allowed"):
-        conn.send(SENDER, "ada@example.net", b"x")
+    with pytest.raises(ServerFailure, match=r"MAIL FROM.*553 5.7.1 sender not allowed") as failure:
+        conn.send(Envelope(SENDER, "ada@example.net", b"x"))
+    assert failure.value.concerns == "connection"
     assert not conn.is_open
     assert handler.messages == []
 
@@ -280,7 +289,7 @@ def test_multiline_reply_is_one_line(start_smtp_server: StartServer) -> None:
     handler = RecordingHandler(lambda e, n: "550-5.7.1 first line\r\n550 5.7.1 second line")
     server = start_smtp_server(handler)
     with Connection(relay(server)) as conn, pytest.raises(PermanentFailure) as failure:
-        conn.send(SENDER, "ada@example.net", b"x")
+        conn.send(Envelope(SENDER, "ada@example.net", b"x"))
     assert failure.value.reply is not None
     assert failure.value.reply.text == "5.7.1 first line 5.7.1 second line"
 
@@ -294,8 +303,9 @@ def test_drop_in_the_middle_of_data_is_temporary() -> None:
             mode="relay", host=server.host, port=server.port, security="none", timeout=5
         )
         conn = Connection(settings)
-        with pytest.raises(TemporaryFailure, match=r"connection to .* lost"):
-            conn.send(SENDER, "ada@example.net", b"x" * 30_000)
+        with pytest.raises(TemporaryFailure, match=r"connection to .* lost") as failure:
+            conn.send(Envelope(SENDER, "ada@example.net", b"x" * 30_000))
+        assert failure.value.concerns == "connection"
         assert not conn.is_open
 
 
@@ -308,9 +318,9 @@ def test_drop_before_the_reply_then_the_next_send_reconnects(
     server = start_smtp_server(handler)
     with Connection(relay(server)) as conn:
         with pytest.raises(TemporaryFailure):
-            conn.send(SENDER, "ada@example.net", stuff(MESSAGE))
+            conn.send(Envelope(SENDER, "ada@example.net", stuff(MESSAGE)))
         assert not conn.is_open
-        assert conn.send(SENDER, "ada@example.net", stuff(MESSAGE)).code == 250
+        assert conn.send(Envelope(SENDER, "ada@example.net", stuff(MESSAGE))).code == 250
     assert [m.content for m in handler.messages] == [MESSAGE + b"\r\n"]
 
 
@@ -319,12 +329,13 @@ def test_slow_reply_times_out_promptly(start_smtp_server: StartServer) -> None:
     server = start_smtp_server(handler)
     with Connection(relay(server, timeout=0.3)) as conn:
         started = time.monotonic()
-        with pytest.raises(TemporaryFailure, match=r"timed out"):
-            conn.send(SENDER, "ada@example.net", b"x")
+        with pytest.raises(TemporaryFailure, match=r"timed out") as failure:
+            conn.send(Envelope(SENDER, "ada@example.net", b"x"))
         assert time.monotonic() - started < 1.5
+        assert failure.value.concerns == "connection"
         assert not conn.is_open
         handler.delay = 0
-        assert conn.send(SENDER, "ada@example.net", b"x").code == 250
+        assert conn.send(Envelope(SENDER, "ada@example.net", b"x")).code == 250
 
 
 # -- addresses ------------------------------------------------------------------------------------
@@ -333,7 +344,7 @@ def test_slow_reply_times_out_promptly(start_smtp_server: StartServer) -> None:
 def test_internationalised_domain_goes_out_as_idna(start_smtp_server: StartServer) -> None:
     server = start_smtp_server()
     with Connection(relay(server)) as conn:
-        conn.send(SENDER, "ada@b\u00fccher.example", b"x")
+        conn.send(Envelope(SENDER, "ada@b\u00fccher.example", b"x"))
     assert server.handler.messages[0].rcpt_tos == ("ada@xn--bcher-kva.example",)
 
 
@@ -346,7 +357,7 @@ def test_unusable_recipient_is_permanent(start_smtp_server: StartServer, recipie
     server = start_smtp_server()
     with Connection(relay(server)) as conn:
         with pytest.raises(PermanentFailure) as failure:
-            conn.send(SENDER, recipient, b"x")
+            conn.send(Envelope(SENDER, recipient, b"x"))
         assert failure.value.stage == "rcpt" and failure.value.reply is None
-        conn.send(SENDER, "ada@example.net", b"x")
+        conn.send(Envelope(SENDER, "ada@example.net", b"x"))
     assert [m.rcpt_tos for m in server.handler.messages] == [("ada@example.net",)]

@@ -161,7 +161,7 @@ def test_a_killed_unreaped_lease_holder_counts_as_dead() -> None:
     import subprocess
     import time
 
-    from newsletter.store import _alive
+    from newsletter.ledger import _alive
 
     child = subprocess.Popen(["sleep", "30"])
     owner = f"{socket.gethostname()}:{child.pid}:0a1b"

@@ -16,14 +16,12 @@ from pathlib import Path
 from . import library
 from .errors import InputError
 from .files import write_atomic
-from .library import list_items
 from .models import PREHEADER_MAX, week_range
 from .normalise import clip
 from .settings import DraftSection, Settings
 from .store import Store
 
-# list_items is re-exported until the CLI calls library.list_items itself.
-__all__ = ["Draft", "draft_issue", "list_items"]
+__all__ = ["Draft", "draft_issue"]
 
 
 @dataclass

@@ -112,6 +112,10 @@ class PathSettings(_Section):
         default=Path("templates"),
         description="Project templates, searched before the built-in theme.",
     )
+    static_dir: Path = Field(
+        default=Path("static"),
+        description="Images and other files served at base_url: images/x.png is static/images/x.png.",
+    )
 
 
 class BuildSettings(_Section):
@@ -313,6 +317,10 @@ class Settings(BaseSettings):
     @property
     def templates_dir(self) -> Path:
         return self.path(self.paths.templates_dir)
+
+    @property
+    def static_dir(self) -> Path:
+        return self.path(self.paths.static_dir)
 
     @property
     def store_path(self) -> Path:

@@ -162,6 +162,23 @@ def image_width(ctx: Context) -> Iterator[Problem]:
             )
 
 
+@check("image-missing", "error", "Every local image (a path under base_url) exists in static_dir.")
+def image_missing(ctx: Context) -> Iterator[Problem]:
+    static = ctx.settings.static_dir
+    for item in ctx.issue.items():
+        url = item.image.url if item.image else ""
+        if not url or urlsplit(url).scheme or url.startswith("//"):
+            continue  # remote images are for `check --links`
+        path = static / PurePosixPath(urlsplit(url).path.lstrip("/"))
+        if not path.is_file():
+            yield Problem(
+                f"no such file {path}: every recipient would see a broken image",
+                ctx.where(item),
+                url,
+                f"put the picture at {path}, or correct the image's url",
+            )
+
+
 @check("image-text", "warning", "No image the issue marks as containing text.")
 def image_text(ctx: Context) -> Iterator[Problem]:
     for item in ctx.issue.items():

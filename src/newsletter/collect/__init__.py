@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-# "scheme://...": a URL, not a path (a Windows path "C:\\x" has no "//").
+# "scheme://...": to be fetched (if http(s)); anything else is a local path.
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 

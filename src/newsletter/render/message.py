@@ -190,9 +190,9 @@ class Composer:
 
     def preview_message(self, msgid: str) -> bytes:
         """The build's email.eml: the message addressed to the list itself."""
-        # No name: the greeting is the one a subscriber without a name gets.
-        list_address = Recipient(self.settings.newsletter.from_address)
-        return self.message_bytes(list_address, message_id=msgid)
+        the_list = Recipient(self.settings.newsletter.from_address, self.issue.newsletter)
+        greeting = self.settings.newsletter.greeting_no_name
+        return self.message_bytes(the_list, message_id=msgid, greeting=greeting)
 
     def message_id(self, recipient: Recipient) -> str:
         """Stable per issue and recipient, so a resend after a crash can be de-duplicated."""
@@ -223,12 +223,17 @@ class Composer:
         return self.message_bytes(recipient, stuffed=True)
 
     def message_bytes(
-        self, recipient: Recipient, *, stuffed: bool = False, message_id: str = ""
+        self,
+        recipient: Recipient,
+        *,
+        stuffed: bool = False,
+        message_id: str = "",
+        greeting: str | None = None,
     ) -> bytes:
         """The whole message for one recipient, CRLF line ends."""
         _refuse_line_breaks(name=recipient.name, address=recipient.email)
         token = self.token(recipient)
-        greeting = self.greeting(recipient)
+        greeting = self.greeting(recipient) if greeting is None else greeting
         url = unsubscribe_url(self.base_url, token or None)
         unsubscribe = f"<{url}>"
         if self.mailto and token:

@@ -1,7 +1,9 @@
-"""Send stage: built issue -> one message per active subscriber over SMTP.
+"""Send stage: built issue -> one message per active subscriber, through a transport.
 
-``send_issue`` reads like the run: load and (re)build the issue, take the issue's lease,
-write the ledger rows, start the capture server if configured, deliver, report.
+``send_issue`` reads like the run: check the mode's settings, load and (re)build the
+issue, take the issue's lease, write the ledger rows, start the transports (the relay, or
+the capture server), deliver, report. The transport is ``[smtp] mode``'s (``modes.py``)
+unless the caller passes a factory, such as a :class:`~.memory.MemoryRelay`'s.
 """
 
 from __future__ import annotations
@@ -10,24 +12,25 @@ import datetime as dt
 import json
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError, InputError, NewsletterError
+from .. import ledger
+from ..errors import InputError, NewsletterError
 from ..files import write_atomic
 from ..issuefile import load_issue
 from ..models import Issue
 from ..render import build_issue
 from ..render.message import Composer, Recipient
 from ..render.theme import Renderer, builtin_theme
-from ..settings import SAMPLE_SECRET, Settings
+from ..settings import Settings
 from ..store import Store, utcnow
-from .capture import CaptureServer
-from .deliver import PENDING, Delivery, Outcome, deliver
-from .smtp import Connection, ServerFailure, SmtpError, TemporaryFailure
+from .deliver import Delivery, Outcome, deliver
+from .modes import mode_for
+from .retry import Policy
+from .transport import Envelope, TransportError, TransportFactory
 
 __all__ = ["LeaseHeld", "SendReport", "plan", "send_issue", "send_test"]
 
@@ -94,58 +97,6 @@ def prepare(issue_path: Path, settings: Settings) -> tuple[Issue, Path, bool]:
     return issue, out, stale
 
 
-def _check_relay(settings: Settings) -> None:
-    smtp = settings.smtp
-    if smtp.mode != "relay":
-        return
-    if settings.security.secret.get_secret_value() == SAMPLE_SECRET:
-        raise ConfigError(
-            "[security] secret is still the sample value; set a long random secret "
-            "(NEWSLETTER_SECURITY__SECRET) before sending through a relay"
-        )
-    loopback = smtp.host in ("localhost", "127.0.0.1", "::1")
-    if smtp.username and smtp.security == "none" and not loopback:
-        raise ConfigError(
-            "[smtp] security = none with a username would send the password in clear "
-            f"to {smtp.host}; use starttls or tls"
-        )
-
-
-@contextmanager
-def _connections(settings: Settings, report: SendReport) -> Iterator[Callable[[], Connection]]:
-    """A factory of connections to the relay, or to a capture server started for this run.
-
-    One connection is opened first: a relay that cannot be reached, a TLS or login
-    failure stops the run here, before any worker starts, instead of after every
-    message's retries.
-    """
-    smtp = settings.smtp
-    if smtp.mode == "relay":
-        make: Callable[[], Connection] = lambda: Connection(smtp)  # noqa: E731
-        _probe(make)
-        yield make
-        return
-    maildir = settings.path(smtp.capture_dir)
-    report.capture_dir = str(maildir)
-    plain = smtp.model_copy(update={"security": "none", "username": ""})
-    with CaptureServer(maildir) as server:
-        yield lambda: Connection(plain, host=server.host, port=server.port)
-
-
-def _probe(make: Callable[[], Connection]) -> None:
-    for attempt in (1, 2):
-        connection = make()
-        try:
-            connection.open()
-            return
-        except TemporaryFailure as exc:
-            if attempt == 2:
-                raise ServerFailure(f"cannot reach the relay: {exc}") from None
-            time.sleep(1.0)
-        finally:
-            connection.close()
-
-
 def plan(issue_path: Path, settings: Settings, show: int = 5) -> tuple[int, list[str], int]:
     """For --dry-run: (recipients this run would send to, the first few, already sent).
 
@@ -153,21 +104,7 @@ def plan(issue_path: Path, settings: Settings, show: int = 5) -> tuple[int, list
     """
     issue = load_issue(issue_path, settings)
     with Store(settings.store_path) as store:
-        query = (
-            "FROM subscribers s WHERE s.status = 'active' AND NOT EXISTS (SELECT 1 FROM "
-            "deliveries d WHERE d.issue = ? AND d.subscriber_id = s.id AND d.state != 'pending')"
-        )
-        count = store.db.execute(f"SELECT COUNT(*) {query}", (issue.week,)).fetchone()[0]
-        first = [
-            r[0]
-            for r in store.db.execute(
-                f"SELECT s.email {query} ORDER BY s.id LIMIT ?", (issue.week, show)
-            )
-        ]
-        done = store.db.execute(
-            "SELECT COUNT(*) FROM deliveries WHERE issue = ? AND state = 'sent'", (issue.week,)
-        ).fetchone()[0]
-    return int(count), first, int(done)
+        return ledger.plan(store, issue.week, show)
 
 
 def _renew(
@@ -182,7 +119,7 @@ def _renew(
     with Store(store_path) as store:
         while not done.wait(LEASE_SECONDS / 4):
             try:
-                kept = store.renew_lease(issue, owner, LEASE_SECONDS)
+                kept = ledger.renew_lease(store, issue, owner, LEASE_SECONDS)
             except sqlite3.OperationalError:
                 continue  # store busy for 30 s: try again next tick, the lease has slack
             if not kept:
@@ -199,25 +136,31 @@ def send_issue(
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[bool], None] | None = None,
     stop: threading.Event | None = None,
+    transport: TransportFactory | None = None,
 ) -> SendReport:
-    """Send the issue to every active subscriber who has not had it; safe to rerun."""
-    _check_relay(settings)
+    """Send the issue to every active subscriber who has not had it; safe to rerun.
+
+    ``transport`` makes one transport per connection instead of ``[smtp] mode``'s.
+    """
+    mode = mode_for(settings, transport)
+    mode.check(settings)
     issue, out, built = prepare(issue_path, settings)
     report = SendReport(
-        issue=issue.week, mode=settings.smtp.mode, started=utcnow(), built=built,
+        issue=issue.week, mode=mode.name, started=utcnow(), built=built,
         limited=limit is not None,
     )  # fmt: skip
     started = dt.datetime.now(dt.UTC)
     stop = stop or threading.Event()
     with ExitStack() as stack:
         store = stack.enter_context(Store(settings.store_path))
-        owner = store.acquire_lease(issue.week, issue.subject, LEASE_SECONDS)
+        owner = ledger.acquire_lease(store, issue.week, issue.subject, LEASE_SECONDS)
         if owner is None:
+            holder = ledger.lease_holder(store, issue.week)
             raise LeaseHeld(
-                f"another send of {issue.week} is running ({store.lease_holder(issue.week)}); "
+                f"another send of {issue.week} is running ({holder}); "
                 "it will finish the job, or its lease lapses within a minute if it died"
             )
-        stack.callback(store.release_lease, issue.week, owner)
+        stack.callback(ledger.release_lease, store, issue.week, owner)
         renewing, lost = threading.Event(), threading.Event()
         renewer = threading.Thread(
             target=_renew,
@@ -235,20 +178,8 @@ def send_issue(
                 "INSERT OR IGNORE INTO issue_items (issue, item_id) VALUES (?, ?)",
                 [(issue.week, item.id) for item in issue.items()],
             )
-            # New active subscribers join a resumed run; unsubscribed ones are skipped later.
-            db.execute(
-                "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, updated) "
-                "SELECT ?, id, ? FROM subscribers WHERE status = 'active'",
-                (issue.week, utcnow()),
-            )
-        counts = dict(
-            store.db.execute(
-                "SELECT d.state, COUNT(*) FROM deliveries d JOIN subscribers s "
-                "ON s.id = d.subscriber_id WHERE d.issue = ? AND (d.state != 'pending' "
-                "OR s.status = 'active') GROUP BY d.state",
-                (issue.week,),
-            ).fetchall()
-        )
+            ledger.add_recipients(db, issue.week)
+        counts = ledger.counts(store, issue.week)
         report.already_sent = counts.get("sent", 0)
         pending = counts.get("pending", 0)
         report.recipients = min(pending, limit) if limit is not None else pending
@@ -259,18 +190,18 @@ def send_issue(
             composer = Composer(issue, settings, Renderer(settings))
             smtp = settings.smtp
             try:
-                make = stack.enter_context(_connections(settings, report))
-            except SmtpError as exc:
+                transports = stack.enter_context(mode.start(settings))
+            except TransportError as exc:
                 outcome.stopped = str(exc)
             else:
+                report.capture_dir = transports.capture_dir
                 outcome = deliver(
                     Delivery(
                         store=store, issue=issue.week, owner=owner, composer=composer,
-                        sender=settings.newsletter.from_address, make_connection=make,
+                        sender=settings.newsletter.from_address, transports=transports.new,
                         connections=smtp.connections, rate=smtp.rate,
-                        max_attempts=smtp.max_attempts, retry_delay=smtp.retry_delay,
-                        bounce_after=smtp.bounce_after, limit=limit, on_result=on_result,
-                        stop=stop,
+                        policy=Policy.from_settings(smtp), bounce_after=smtp.bounce_after,
+                        limit=limit, on_result=on_result, stop=stop,
                     )
                 )  # fmt: skip
         if lost.is_set():
@@ -303,32 +234,38 @@ def _fill(report: SendReport, outcome: Outcome, store: Store, week: str) -> None
     report.sent, report.failed, report.deferred = outcome.sent, outcome.failed, outcome.deferred
     report.stopped = outcome.stopped
     report.failures = [{"email": e, "reply": r} for e, r in outcome.failures]
-    report.remaining = store.db.execute(f"SELECT COUNT(*) {PENDING}", (week,)).fetchone()[0]
+    report.remaining = ledger.remaining(store, week)
 
 
-def send_test(issue_path: Path, settings: Settings, addresses: list[str]) -> SendReport:
-    """Send a [TEST] copy to ``addresses`` only: no ledger rows, no lease."""
+def send_test(
+    issue_path: Path,
+    settings: Settings,
+    addresses: list[str],
+    *,
+    transport: TransportFactory | None = None,
+) -> SendReport:
+    """Send a [TEST] copy to ``addresses`` only: no ledger rows, no lease, no retries."""
     from ..subscribers import normalise_email
 
-    _check_relay(settings)
+    mode = mode_for(settings, transport)
+    mode.check(settings)
     issue, _, _ = prepare(issue_path, settings)
     try:
         recipients = [Recipient(normalise_email(a)) for a in addresses]
     except ValueError as exc:
         raise NewsletterError(f"--test: {exc}") from None
-    report = SendReport(issue=issue.week, mode=settings.smtp.mode, started=utcnow())
+    report = SendReport(issue=issue.week, mode=mode.name, started=utcnow())
     composer = Composer(issue, settings, test=True)
-    with _connections(settings, report) as make:
-        connection = make()
+    sender = settings.newsletter.from_address
+    with mode.start(settings) as transports:
+        report.capture_dir = transports.capture_dir
+        connection = transports.new()
         try:
             for recipient in recipients:
                 try:
-                    connection.send(
-                        settings.newsletter.from_address, recipient.email,
-                        composer.wire(recipient),
-                    )  # fmt: skip
+                    connection.send(Envelope(sender, recipient.email, composer.wire(recipient)))
                     report.sent += 1
-                except SmtpError as exc:
+                except TransportError as exc:
                     report.failed += 1
                     report.failures.append({"email": recipient.email, "reply": str(exc)})
         finally:

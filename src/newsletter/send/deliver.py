@@ -274,13 +274,15 @@ class _Run:
         run = self.run
         envelope = Envelope(run.sender, recipient.email, run.composer.wire(recipient))
         result = attempt(transport, envelope, run.policy, run.stop)
-        message_id = run.composer.message_id(recipient)
-        self.writer.record(
-            Record(
-                recipient.subscriber_id, result.state, result.reply, result.attempts,
-                message_id, result.bounce,
-            )  # fmt: skip
+        record = Record(
+            subscriber_id=recipient.subscriber_id,
+            state=result.state,
+            reply=result.reply,
+            attempts=result.attempts,
+            message_id=run.composer.message_id(recipient),
+            bounce=result.bounce,
         )
+        self.writer.record(record)
         self._count(recipient, result)
         if run.on_result:
             run.on_result(result.state == "sent")
