@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -45,6 +46,7 @@ def names(report: Report, severity: str | None = None) -> set[str]:
 def clean(tmp_path_factory: pytest.TempPathFactory) -> Report:
     folder = tmp_path_factory.mktemp("clean")
     (folder / "config.toml").write_text((ROOT / "config.toml").read_text())
+    shutil.copytree(ROOT / "static", folder / "static")
     from newsletter import load_settings
 
     return check_issue(open_issue(SAMPLE_ISSUE, load_settings(folder / "config.toml")))
@@ -321,7 +323,8 @@ def test_invalid_issue_file_is_reported_as_a_finding(project: Path) -> None:
     assert result.returncode == 2
     (finding,) = json.loads(result.stdout)["findings"]
     assert finding["check"] == "issue-file" and finding["where"].startswith("issues/2023-W25.toml:")
-    assert "week: must be an ISO week" in finding["message"] and finding["fix"]
+    assert finding["where"].endswith(": week")
+    assert "must be an ISO week" in finding["message"] and finding["fix"]
     human = cli(project, "check", "issues/2023-W25.toml")
     assert (
         human.returncode == 2 and "issue-file" in human.stdout and "Traceback" not in human.stderr

@@ -112,7 +112,10 @@ def test_every_command_is_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     assert isinstance(cli, click.Group)
     names = []
-    for name, command in cli.commands.items():
+    context = click.Context(cli)
+    for name in cli.list_commands(context):
+        command = cli.get_command(context, name)
+        assert command is not None, name
         if isinstance(command, click.Group):
             names += [f"{name} {sub}" for sub in command.commands]
         else:
@@ -120,3 +123,26 @@ def test_every_command_is_documented_in_the_readme() -> None:
     assert len(names) >= 9
     for name in names:
         assert f"newsletter {name}" in readme, f"README.md does not show `newsletter {name}`"
+
+
+def test_help_loads_no_pipeline_stage() -> None:
+    """`newsletter --help` imports click and the command modules, never a stage."""
+    code = (
+        "import sys; from newsletter.cli import main; "
+        "sys.argv = ['newsletter', '--help']\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('mjml', 'premailer', 'lxml', 'httpx', 'feedparser', 'selectolax',"
+        " 'rich', 'newsletter.render', 'newsletter.send', 'newsletter.collect',"
+        " 'newsletter.checks', 'newsletter.settings') if m in sys.modules]\n"
+        "print('heavy:' + ','.join(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "heavy:", result.stdout
+
+
+def test_cli_status_choices_match_the_library() -> None:
+    from newsletter import subscribers
+    from newsletter.cli.subscribers import STATUSES
+
+    assert STATUSES == subscribers.STATUSES

@@ -153,24 +153,3 @@ def test_unusable_store_path(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError, match="cannot open the store"):
         Store(tmp_path / "file" / "store.db")
-
-
-def test_a_killed_unreaped_lease_holder_counts_as_dead() -> None:
-    import signal
-    import socket
-    import subprocess
-    import time
-
-    from newsletter.ledger import _alive
-
-    child = subprocess.Popen(["sleep", "30"])
-    owner = f"{socket.gethostname()}:{child.pid}:0a1b"
-    try:
-        assert _alive(owner)
-        child.send_signal(signal.SIGKILL)
-        time.sleep(0.2)
-        assert not _alive(owner)  # a zombie, as under a container without init
-    finally:
-        child.wait()
-    assert not _alive(owner)
-    assert _alive("another-host:1:0a1b")  # other hosts: assume alive until the lease lapses

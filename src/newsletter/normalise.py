@@ -124,15 +124,15 @@ class DateMatch:
 
 
 def _month_pattern(words: set[str]) -> str:
-    # Longest first, so "september" is not read as "sep" followed by junk.
+    # Longest first, so "September" is matched whole rather than by backtracking from "sep".
     return "|".join(sorted(words, key=len, reverse=True))
 
 
-_STRICT_WORDS = {m.lower() for m in MONTHS} | {m[:3].lower() for m in MONTHS} | {"sept"}
 # Listing pages abbreviate freely ("Sept.", "Decem."): any prefix of three letters or more.
-_LENIENT_WORDS = {m.lower()[:n] for m in MONTHS for n in range(3, len(m) + 1)}
 _MONTH_NUMBER = {m.lower()[:n]: number for number, m in enumerate(MONTHS, 1)
                  for n in range(3, len(m) + 1)}  # fmt: skip
+# Prose is read strictly: "Marc 5, 2024" names a person, not March.
+_STRICT_WORDS = {m.lower() for m in MONTHS} | {m[:3].lower() for m in MONTHS} | {"sept"}
 
 
 def _date_patterns(month: str) -> tuple[re.Pattern[str], ...]:
@@ -149,7 +149,7 @@ def _date_patterns(month: str) -> tuple[re.Pattern[str], ...]:
 
 
 _STRICT = _date_patterns(_month_pattern(_STRICT_WORDS))
-_LENIENT = _date_patterns(_month_pattern(_LENIENT_WORDS))
+_LENIENT = _date_patterns(_month_pattern(set(_MONTH_NUMBER)))
 
 
 def _value(match: re.Match[str]) -> dt.date | None:

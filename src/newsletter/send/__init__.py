@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import ledger
+from .. import ledger, library
 from ..errors import InputError, NewsletterError
 from ..files import write_atomic
 from ..issuefile import load_issue
@@ -174,10 +174,7 @@ def send_issue(
         _refuse_header_injection(store)
         with store.transaction() as db:
             # Which stories this issue carries: `draft` never proposes them again.
-            db.executemany(
-                "INSERT OR IGNORE INTO issue_items (issue, item_id) VALUES (?, ?)",
-                [(issue.week, item.id) for item in issue.items()],
-            )
+            library.record_issue_items(db, issue.week, (item.id for item in issue.items()))
             ledger.add_recipients(db, issue.week)
         counts = ledger.counts(store, issue.week)
         report.already_sent = counts.get("sent", 0)

@@ -23,6 +23,8 @@ __all__ = ["CaptureServer"]
 class _MaildirHandler:
     def __init__(self, maildir: Path) -> None:
         try:
+            # Maildir creates only its last folder.
+            maildir.parent.mkdir(parents=True, exist_ok=True)
             self.box = mailbox.Maildir(maildir, create=True)
         except OSError as exc:
             raise ConfigError(

@@ -204,6 +204,8 @@ class _RateLimit:
 
 
 class _Run:
+    """One call of :func:`deliver`: the state its threads share."""
+
     def __init__(self, run: Delivery) -> None:
         self.run = run
         self.outcome = Outcome()

@@ -1,0 +1,154 @@
+"""The send ledger in a real SQLite file: the lease, the delivery rows, erasure."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsletter import ledger, subscribers
+from newsletter.ledger import LedgerError, Pending, Record, _alive
+from newsletter.store import Store
+
+WEEK = "2023-W25"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "store.db") as opened:
+        yield opened
+
+
+def people(store: Store, count: int) -> list[int]:
+    return [subscribers.add(store, f"user{n}@example.org").id for n in range(count)]
+
+
+def states(store: Store) -> dict[int, str]:
+    rows = store.db.execute("SELECT subscriber_id, state FROM deliveries WHERE issue = ?", (WEEK,))
+    return {row[0]: row[1] for row in rows}
+
+
+# -- the lease ------------------------------------------------------------------------------------
+
+
+def test_one_live_holder_at_a_time(store: Store) -> None:
+    owner = ledger.acquire_lease(store, WEEK, "Subject", 60)
+    assert owner and owner.startswith(f"{socket.gethostname()}:{os.getpid()}:")
+    assert ledger.lease_holder(store, WEEK) == owner
+    # Another run in this very process is told apart by the nonce, and refused.
+    assert ledger.acquire_lease(store, WEEK, "Subject", 60) is None
+    assert ledger.renew_lease(store, WEEK, owner, 60)
+    assert not ledger.renew_lease(store, WEEK, "elsewhere:1:ffff", 60)
+    ledger.release_lease(store, WEEK, owner)
+    assert ledger.lease_holder(store, WEEK) == ""
+    assert not ledger.renew_lease(store, WEEK, owner, 60)
+    assert ledger.acquire_lease(store, WEEK, "Subject", 60) is not None
+
+
+def test_a_lapsed_or_dead_holder_is_taken_over(store: Store) -> None:
+    owner = ledger.acquire_lease(store, WEEK, "Subject", -1)  # already lapsed
+    assert owner is not None
+    second = ledger.acquire_lease(store, WEEK, "Subject", 60)
+    assert second is not None and second != owner
+    with store.transaction() as db:
+        dead = f"{socket.gethostname()}:999999999:0a1b2c3d"
+        db.execute("UPDATE campaigns SET lease_owner = ?", (dead,))
+    assert ledger.acquire_lease(store, WEEK, "Subject", 60) is not None
+
+
+def test_a_killed_unreaped_lease_holder_counts_as_dead() -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    owner = f"{socket.gethostname()}:{child.pid}:0a1b"
+    try:
+        assert _alive(owner)
+        child.send_signal(signal.SIGKILL)
+        time.sleep(0.2)
+        assert not _alive(owner)  # a zombie, as under a container without init
+    finally:
+        child.wait()
+    assert not _alive(owner)
+    assert _alive("another-host:1:0a1b")  # other hosts: assume alive until the lease lapses
+
+
+# -- deliveries -----------------------------------------------------------------------------------
+
+
+def test_rows_for_active_subscribers_and_who_is_pending(store: Store) -> None:
+    ids = people(store, 5)
+    subscribers.unsubscribe(store, "secret", "user1@example.org")
+    assert ledger.plan(store, WEEK, show=2) == (4, ["user0@example.org", "user2@example.org"], 0)
+    assert ledger.acquire_lease(store, WEEK, "Subject", 60)
+    with store.transaction() as db:
+        ledger.add_recipients(db, WEEK)
+    assert set(states(store)) == set(ids) - {ids[1]}
+    assert ledger.counts(store, WEEK) == {"pending": 4}
+    # Read in batches smaller than the list, in id order.
+    pending = list(ledger.pending_recipients(store, WEEK, batch=3))
+    assert [p.subscriber_id for p in pending] == [ids[0], *ids[2:]]
+    assert pending[0] == Pending(ids[0], "user0@example.org", "", pending[0].token)
+    # Someone who leaves after the rows were written is no longer pending.
+    subscribers.unsubscribe(store, "secret", "user4@example.org")
+    assert ledger.remaining(store, WEEK) == 3
+    assert ledger.counts(store, WEEK) == {"pending": 3}
+    # A new subscriber joins a resumed run; existing rows are left alone.
+    new = subscribers.add(store, "late@example.org").id
+    with store.transaction() as db:
+        ledger.add_recipients(db, WEEK)
+    assert ledger.remaining(store, WEEK) == 4 and new in states(store)
+
+
+def test_record_a_batch(store: Store) -> None:
+    ids = people(store, 3)
+    owner = ledger.acquire_lease(store, WEEK, "Subject", 60)
+    assert owner
+    with store.transaction() as db:
+        ledger.add_recipients(db, WEEK)
+    ledger.record(
+        store,
+        WEEK,
+        owner,
+        [
+            Record(ids[0], "sent", "250 OK", 1, "<a@example.org>"),
+            Record(ids[1], "failed", "550 no such user", 1, "<b@example.org>", bounce=True),
+            Record(ids[2], "pending", "451 later", 6, "<c@example.org>"),
+        ],
+        bounce_after=2,
+    )
+    assert states(store) == {ids[0]: "sent", ids[1]: "failed", ids[2]: "pending"}
+    assert ledger.counts(store, WEEK) == {"sent": 1, "failed": 1, "pending": 1}
+    assert ledger.plan(store, WEEK) == (1, ["user2@example.org"], 1)
+    # Tries add up over runs; the second bounce marks the subscriber bounced.
+    ledger.record(store, WEEK, owner, [Record(ids[2], "pending", "451", 2, "<c>")], 2)
+    ledger.record(store, WEEK, owner, [Record(ids[1], "failed", "550", 1, "<b>", True)], 2)
+    attempts = store.db.execute(
+        "SELECT attempts FROM deliveries WHERE subscriber_id = ?", (ids[2],)
+    ).fetchone()[0]
+    assert attempts == 8
+    assert subscribers.get(store, "user1@example.org").status == "bounced"  # type: ignore[union-attr]
+
+
+def test_record_refuses_a_run_that_lost_the_lease(store: Store) -> None:
+    (only,) = people(store, 1)
+    owner = ledger.acquire_lease(store, WEEK, "Subject", 60)
+    assert owner
+    with store.transaction() as db:
+        ledger.add_recipients(db, WEEK)
+        db.execute("UPDATE campaigns SET lease_owner = 'elsewhere:1:ffff'")
+    with pytest.raises(LedgerError, match="another run took over the send of 2023-W25"):
+        ledger.record(store, WEEK, owner, [Record(only, "sent", "250", 1, "<a>")], 2)
+    assert states(store) == {only: "pending"}
+
+
+def test_forget_deletes_the_ledger_rows(store: Store) -> None:
+    ids = people(store, 2)
+    assert ledger.acquire_lease(store, WEEK, "Subject", 60)
+    with store.transaction() as db:
+        ledger.add_recipients(db, WEEK)
+    assert subscribers.forget(store, "user0@example.org")
+    assert set(states(store)) == {ids[1]}
