@@ -9,7 +9,7 @@ discards every message) on a free loopback port:
   temporary project folder, imported with ``import_csv``. The issue is built before the
   clock starts; the wall clock covers everything else ``send_issue`` does (lease, ledger
   rows, composing each message, SMTP, ledger updates, the report file).
-* the size of one composed message (``Composer.compose`` + dot-stuffing), in bytes;
+* the size of one composed message (``MessageBuilder.message_bytes`` + dot-stuffing), in bytes;
 * the reference: ``smtp-source -d -s CONNECTIONS -m SUBSCRIBERS -l SIZE`` (Postfix's C load
   generator, same number of sessions kept open, a payload of our message's size) against
   the same sink, timed from outside, and the ratio ours / smtp-source (target >= 0.6);
@@ -60,12 +60,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from newsletter import NewsletterError, build_issue, load_issue, load_settings
-from newsletter.models import Issue
-from newsletter.render.message import Composer, Recipient
-from newsletter.render.theme import Renderer
+from newsletter.errors import NewsletterError
+from newsletter.render import LoadedIssue, build_issue, open_issue
+from newsletter.render.message import Recipient
 from newsletter.send import SendReport, send_issue
-from newsletter.settings import Settings
+from newsletter.settings import Settings, load_settings
 from newsletter.store import Store
 from newsletter.subscribers import import_csv
 
@@ -321,10 +320,11 @@ def make_project(folder: Path, port: int, connections: int) -> Settings:
     return settings.model_copy(update={"smtp": smtp, "security": security})
 
 
-def build(settings: Settings, issue_path: Path) -> Issue:
+def build(settings: Settings, issue_path: Path) -> LoadedIssue:
     """Build the issue's outputs now, so that ``send_issue`` finds them fresh."""
-    build_issue(issue_path, settings)
-    return load_issue(issue_path, settings)
+    loaded = open_issue(issue_path, settings)
+    build_issue(loaded)
+    return loaded
 
 
 @dataclass(frozen=True)
@@ -333,16 +333,16 @@ class Composition:
     wire_seconds: float
 
 
-def composition(settings: Settings, issue: Issue, runs: int = 500) -> Composition:
+def composition(loaded: LoadedIssue, runs: int = 500) -> Composition:
     """One message's size on the wire (composed, dot-stuffed), and the seconds per message
-    of ``Composer.wire``, which is what the sender calls (one thread, no SMTP)."""
-    composer = Composer(issue, settings, Renderer(settings))
+    of ``MessageBuilder.wire``, which is what the sender calls (one thread, no SMTP)."""
+    builder = loaded.message_builder()
     recipients = [
         Recipient(f"user{i:05d}@example.org", _name(i), secrets.token_urlsafe(12), i)
         for i in range(1, runs + 1)
     ]
     start = time.perf_counter()
-    messages = [composer.wire(r) for r in recipients]
+    messages = [builder.wire(r) for r in recipients]
     end = time.perf_counter()
     return Composition(len(messages[0]), (end - start) / runs)
 
@@ -392,7 +392,7 @@ def rss_child(count: int, port: int, connections: int) -> int:
     with built_project("rss", port, connections, count) as (settings, issue_path):
         before = max_rss_kib()
         start = time.perf_counter()
-        report = send_issue(issue_path, settings)
+        report = send_issue(open_issue(issue_path, settings), settings)
         seconds = time.perf_counter() - start
         result = {
             "subscribers": count,
@@ -475,7 +475,7 @@ def profile_send(port: int, connections: int, count: int, top: int) -> None:
     with built_project("prof", port, connections, count) as (settings, issue_path):
         start = time.perf_counter()
         with profile_all_threads() as profiles:
-            report = send_issue(issue_path, settings)
+            report = send_issue(open_issue(issue_path, settings), settings)
         seconds = time.perf_counter() - start
     print(
         f"  {report.sent:,} messages in {seconds:.2f} s under cProfile "
@@ -555,13 +555,14 @@ def run(args: argparse.Namespace, postfix: Postfix, sink: Sink, port: int) -> in
         issue_path = folder / "issues" / ISSUE.name
         imported = import_subscribers(settings, folder, n)
         # Built now, so that send_issue finds fresh outputs and the clock measures sending.
-        sample = composition(settings, build(settings, issue_path))
+        sample = composition(build(settings, issue_path))
         with measure(sink, resource.RUSAGE_SELF, measured):
-            report = send_issue(issue_path, settings)
+            report = send_issue(open_issue(issue_path, settings), settings)
     ours = measured[0]
     size = sample.size
     print(f"  message size: {size:,} bytes (one composed message, dot-stuffed)")
-    print(f"  per message, one thread, no SMTP: Composer.wire {sample.wire_seconds * 1e6:.0f} µs")
+    wire_us = sample.wire_seconds * 1e6
+    print(f"  per message, one thread, no SMTP: MessageBuilder.wire {wire_us:.0f} µs")
     print(f"  import_csv of {n:,} subscribers: {imported:.2f} s\n")
     print("  reference:")
     ref = bench_source(postfix, sink, port, connections, n, size)

@@ -138,9 +138,9 @@ def toml(data: dict[str, Any]) -> str:
 
     def table(node: dict[str, Any], prefix: str) -> None:
         for key, value in node.items():
-            if not isinstance(value, dict | list):
-                lines.append(f"{key} = {scalar(value)}")
-            elif isinstance(value, dict) and prefix == "lead":
+            # The lead's image is an inline table, as in the sample.
+            inline = isinstance(value, dict) and prefix == "lead"
+            if inline or not isinstance(value, dict | list):
                 lines.append(f"{key} = {scalar(value)}")
         for key, value in node.items():
             name = f"{prefix}.{key}" if prefix else key
@@ -203,15 +203,12 @@ def test_check_and_build_exit_2_from_the_command_line(project: Path, old: str, n
     else:
         text = text.replace(old, new, 1)
     issue.write_text(text, encoding="utf-8")
+    command = [sys.executable, "-m", "newsletter"]
     results = {
-        command: subprocess.run(
-            [sys.executable, "-m", "newsletter", command, "issues/2023-W25.toml"],
-            cwd=project,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )  # fmt: skip
-        for command in ("build", "check")
+        name: subprocess.run(
+            [*command, name, "issues/2023-W25.toml"], cwd=project, capture_output=True, text=True
+        )
+        for name in ("build", "check")
     }
     assert results["build"].returncode == 2 and results["check"].returncode == 2
     where = results["build"].stderr.split(": ", 1)[1].rsplit(": ", 1)[0]

@@ -152,3 +152,17 @@ def test_forget_deletes_the_ledger_rows(store: Store) -> None:
         ledger.add_recipients(db, WEEK)
     assert subscribers.forget(store, "user0@example.org")
     assert set(states(store)) == {ids[1]}
+
+
+def test_only_the_ledger_touches_its_tables() -> None:
+    import re
+
+    src = Path(__file__).resolve().parents[1] / "src" / "newsletter"
+    sql = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+(?:campaigns|deliveries)\b")
+    owners = {
+        str(path.relative_to(src))
+        for path in src.rglob("*.py")
+        if sql.search(path.read_text(encoding="utf-8"))
+    }
+    # store.py creates the tables (migrations); everything else goes through the ledger.
+    assert owners <= {"ledger.py", "store.py"}

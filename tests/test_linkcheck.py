@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import pytest
 
+from newsletter import open_issue
 from newsletter.checks.linkcheck import LinkResult, check_links
 from tests.local_http import serve
 
@@ -180,6 +181,6 @@ def test_check_links_option_reports_through_the_check_command(base: str, tmp_pat
     assert not any(value == base + "/ok" for value, _ in found)
     # Without --links, no request is made.
     before = len(Handler.seen)
-    offline = check_issue(tmp_path / "issue.toml", settings)
+    offline = check_issue(open_issue(tmp_path / "issue.toml", settings))
     assert "links-reachable" not in {f.check for f in offline.findings}
     assert len(Handler.seen) == before

@@ -166,11 +166,12 @@ def test_normalise_imports_only_the_standard_library() -> None:
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}
 
 
-def test_checks_stand_on_the_shared_rules_not_on_collect_or_draft() -> None:
+def test_checks_stand_on_the_shared_rules_not_on_collect_draft_or_send() -> None:
     code = (
         "import sys, newsletter.checks; newsletter.checks._load_check_modules(); "
         "print(' '.join(m for m in sys.modules "
-        "if m.startswith(('newsletter.collect', 'newsletter.draft', 'newsletter.library'))))"
+        "if m.startswith(('newsletter.collect', 'newsletter.draft', 'newsletter.library',"
+        " 'newsletter.send', 'newsletter.ledger'))))"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -19,11 +19,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from newsletter import ledger, load_settings, subscribers
+from newsletter import ledger, load_settings, open_issue, subscribers
 from newsletter.errors import NewsletterError
 from newsletter.send import LeaseHeld, send_issue
-from newsletter.send.memory import DROP as MEMORY_DROP
-from newsletter.send.memory import MemoryRelay
+from newsletter.send.memory import DROP as MEMORY_DROP, MemoryRelay
 from newsletter.settings import Settings
 from newsletter.store import Store
 from tests.conftest import SAMPLE_ISSUE
@@ -97,7 +96,7 @@ def states(settings: Settings) -> dict[str, str]:
 def test_each_message_is_personal_and_compliant(relay: Any, project: Path) -> None:
     settings, server = relay()
     add_subscribers(settings, PEOPLE)
-    report = send_issue(project / ISSUE, settings)
+    report = send_issue(open_issue(project / ISSUE, settings), settings)
     assert (report.sent, report.failed, report.remaining) == (3, 0, 0)
     received = {m.rcpt_tos[0]: parse(m.content) for m in server.handler.messages}
     assert set(received) == {p[0] for p in PEOPLE}
@@ -145,7 +144,7 @@ def test_temporary_failures_are_retried_and_everyone_gets_it_once(
 
     settings, server = relay(RecordingHandler(decide=flaky))
     add_subscribers(settings, [(f"user{n}@example.org", "") for n in range(60)])
-    report = send_issue(project / ISSUE, settings)
+    report = send_issue(open_issue(project / ISSUE, settings), settings)
     assert (report.sent, report.failed, report.deferred, report.remaining) == (60, 0, 0, 0)
     got = Counter(m.rcpt_tos[0] for m in server.handler.messages)
     assert len(got) == 60 and set(got.values()) == {1}
@@ -161,7 +160,7 @@ def test_permanent_failures_are_recorded_never_retried(relay: Any, project: Path
     )
     settings, _ = relay(handler, NEWSLETTER_SMTP__BOUNCE_AFTER="1")
     add_subscribers(settings, [(a, "") for a in sorted(refused)] + [("ok@example.org", "")])
-    report = send_issue(project / ISSUE, settings)
+    report = send_issue(open_issue(project / ISSUE, settings), settings)
     assert (report.sent, report.failed) == (1, 2)
     assert {f["email"] for f in report.failures} == refused
     assert all("550" in f["reply"] for f in report.failures)
@@ -174,7 +173,7 @@ def test_permanent_failures_are_recorded_never_retried(relay: Any, project: Path
         assert {s.email for s in subscribers.iter_subscribers(store, "bounced")} == refused
     # A second run tries nobody again.
     before = len(handler.refusals)
-    again = send_issue(project / ISSUE, settings)
+    again = send_issue(open_issue(project / ISSUE, settings), settings)
     assert again.recipients == 0 and len(handler.refusals) == before
 
 
@@ -213,13 +212,13 @@ def test_slow_reply_times_out_and_is_retried(relay: Any, project: Path) -> None:
     settings = settings.model_copy(
         update={"smtp": settings.smtp.model_copy(update={"max_attempts": 2})}
     )
-    report = send_issue(project / ISSUE, settings)
+    report = send_issue(open_issue(project / ISSUE, settings), settings)
     # Never answered in time: not marked sent, not failed; left pending for the next run.
     assert (report.sent, report.failed, report.deferred, report.remaining) == (0, 0, 1, 1)
     assert "the relay keeps failing" in report.stopped and "timed out after 0.3 s" in report.stopped
     assert states(settings) == {"slow@example.org": "pending"}
     handler.delay = 0.0
-    assert send_issue(project / ISSUE, settings).sent == 1
+    assert send_issue(open_issue(project / ISSUE, settings), settings).sent == 1
     assert states(settings) == {"slow@example.org": "sent"}
 
 
@@ -233,7 +232,7 @@ def test_refused_login_stops_the_run_and_marks_nothing(
         monkeypatch.setenv(key, value)
     settings = load_settings(project / "config.toml")
     add_subscribers(settings, PEOPLE)
-    report = send_issue(project / ISSUE, settings)
+    report = send_issue(open_issue(project / ISSUE, settings), settings)
     assert report.sent == 0 and report.stopped and not report.ok
     assert "wrong-password" not in report.stopped
     assert set(states(settings).values()) == {"pending"}
@@ -246,7 +245,7 @@ def test_unsubscribed_and_bounced_are_skipped(relay: Any, project: Path) -> None
     with Store(settings.store_path) as store:
         subscribers.unsubscribe(store, SECRET, "ada@example.org")
         subscribers.set_status(store, subscribers.get(store, "anon@example.com").id, "bounced")  # type: ignore[union-attr]
-    report = send_issue(project / ISSUE, settings)
+    report = send_issue(open_issue(project / ISSUE, settings), settings)
     assert report.sent == 1
     assert [m.rcpt_tos for m in server.handler.messages] == [("zofia@example.org",)]
 
@@ -261,7 +260,7 @@ def test_header_injection_is_refused_before_anything_is_sent(relay: Any, project
             "WHERE email = 'zofia@example.org'"
         )
     with pytest.raises(NewsletterError, match="line break"):
-        send_issue(project / ISSUE, settings)
+        send_issue(open_issue(project / ISSUE, settings), settings)
     assert server.handler.messages == []
 
 
@@ -279,13 +278,13 @@ def test_a_live_lease_blocks_a_second_sender_and_a_dead_one_does_not(
                 (f"{os.uname().nodename}:{os.getppid()}:0a1b2c3d",),
             )
     with pytest.raises(LeaseHeld, match="another send of 2023-W25 is running"):
-        send_issue(project / ISSUE, settings)
+        send_issue(open_issue(project / ISSUE, settings), settings)
     with Store(settings.store_path) as store, store.transaction() as db:
         db.execute(
             "UPDATE campaigns SET lease_owner = ? WHERE issue = '2023-W25'",
             (f"{os.uname().nodename}:999999999:0a1b2c3d",),
         )
-    assert send_issue(project / ISSUE, settings).sent == 3
+    assert send_issue(open_issue(project / ISSUE, settings), settings).sent == 3
 
 
 def test_test_send_goes_only_to_the_given_addresses(relay: Any, project: Path) -> None:
@@ -335,7 +334,7 @@ def test_dkim_signature_verifies(relay: Any, project: Path, tmp_path: Path) -> N
         NEWSLETTER_DKIM__KEY_FILE=str(tmp_path / "dkim.pem"),
     )  # fmt: skip
     add_subscribers(settings, PEOPLE[:2])
-    assert send_issue(project / ISSUE, settings).sent == 2
+    assert send_issue(open_issue(project / ISSUE, settings), settings).sent == 2
 
     def dns(name: bytes, timeout: int = 5) -> bytes:
         assert name == b"news2023._domainkey.example.org."
@@ -352,7 +351,7 @@ def test_relay_refuses_the_sample_secret(project: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("NEWSLETTER_SMTP__MODE", "relay")
     settings = load_settings(project / "config.toml")
     with pytest.raises(NewsletterError, match="secret is still the sample value"):
-        send_issue(project / ISSUE, settings)
+        send_issue(open_issue(project / ISSUE, settings), settings)
 
 
 def test_capture_mode_and_weekly_twice_sends_once(project: Path) -> None:
@@ -393,20 +392,20 @@ def test_sample_issue_path_constant() -> None:
 
 
 def test_wire_bytes_are_the_dot_stuffed_message(settings: Settings) -> None:
-    from newsletter import load_issue
-    from newsletter.render.message import Composer, Recipient, dot_stuff
+    from newsletter import open_issue
+    from newsletter.render.message import Recipient, dot_stuff
 
     # A greeting that starts with the name puts a per-recipient value at the start of a line.
     newsletter = settings.newsletter.model_copy(update={"greeting": "{name}, welcome"})
     settings = settings.model_copy(update={"newsletter": newsletter})
-    composer = Composer(load_issue(SAMPLE_ISSUE, settings), settings)
+    builder = open_issue(SAMPLE_ISSUE, settings).message_builder()
     for recipient in (
         Recipient("ada@example.org", ".Ada", "tok", 1),
         Recipient("anon@example.org", "", "tok2", 2),
     ):
-        message = composer.compose(recipient)
-        assert composer.wire(recipient) == dot_stuff(message)
-        assert b"\r\n..Ada, welcome" in composer.wire(recipient) or not recipient.name
+        message = builder.message_bytes(recipient)
+        assert builder.wire(recipient) == dot_stuff(message)
+        assert b"\r\n..Ada, welcome" in builder.wire(recipient) or not recipient.name
         assert max(len(line) for line in message.split(b"\r\n")[20:]) <= 76  # QP lines
 
 
@@ -422,7 +421,7 @@ def test_a_run_that_loses_its_lease_stops(relay: Any, project: Path) -> None:
             with Store(settings.store_path) as store, store.transaction() as db:
                 db.execute("UPDATE campaigns SET lease_owner = 'elsewhere:1:ffff'")
 
-    report = send_issue(project / ISSUE, settings, on_result=take_over)
+    report = send_issue(open_issue(project / ISSUE, settings), settings, on_result=take_over)
     assert "another run took over" in report.stopped and not report.ok
     # Only the messages already in flight went out after the takeover.
     assert len(server.handler.messages) <= 1 + 2 + 2
@@ -438,7 +437,7 @@ def test_unreachable_relay_stops_at_once_and_marks_nothing(
         monkeypatch.setenv(key, value)
     settings = load_settings(project / "config.toml")
     add_subscribers(settings, PEOPLE)
-    report = send_issue(project / ISSUE, settings)
+    report = send_issue(open_issue(project / ISSUE, settings), settings)
     assert report.stopped.startswith("cannot reach the relay") and report.sent == 0
     assert set(states(settings).values()) == {"pending"}
 
@@ -465,12 +464,12 @@ def test_limit_leaves_the_rest_for_later_and_exits_0(
 
 
 def test_each_test_copy_has_a_new_message_id(settings: Settings) -> None:
-    from newsletter import load_issue
-    from newsletter.render.message import Composer, Recipient
+    from newsletter import open_issue
+    from newsletter.render.message import Recipient
 
-    composer = Composer(load_issue(SAMPLE_ISSUE, settings), settings, test=True)
+    builder = open_issue(SAMPLE_ISSUE, settings).message_builder(test=True)
     me = Recipient("me@example.org")
-    assert composer.message_id(me) != composer.message_id(me)
+    assert builder.message_id(me) != builder.message_id(me)
 
 
 def test_password_in_clear_to_a_remote_relay_is_refused(
@@ -486,8 +485,9 @@ def test_password_in_clear_to_a_remote_relay_is_refused(
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    settings = load_settings(project / "config.toml")
     with pytest.raises(NewsletterError, match="password in clear") as info:
-        send_issue(project / ISSUE, load_settings(project / "config.toml"))
+        send_issue(open_issue(project / ISSUE, settings), settings)
     assert "hunter2" not in str(info.value)
 
 
@@ -503,7 +503,7 @@ def quick(settings: Settings, **smtp: Any) -> Settings:
 def test_a_given_transport_gets_every_message_once(settings: Settings, project: Path) -> None:
     relay = MemoryRelay()
     add_subscribers(settings, PEOPLE)
-    report = send_issue(project / ISSUE, settings, transport=relay.transport)
+    report = send_issue(open_issue(project / ISSUE, settings), settings, transport=relay.transport)
     assert report.ok and report.mode == "custom" and report.sent == 3 and not report.capture_dir
     assert sorted(e.recipient for e in relay.accepted) == sorted(p[0] for p in PEOPLE)
     for envelope in relay.accepted:
@@ -523,7 +523,7 @@ def test_a_recipients_4xx_does_not_stop_the_run(settings: Settings, project: Pat
     greylisted = set(people[2:5])
     relay = MemoryRelay(rcpt=lambda a, n: "451 4.7.1 greylisted" if a in greylisted else None)
     add_subscribers(settings, [(a, "") for a in people])
-    report = send_issue(project / ISSUE, settings, transport=relay.transport)
+    report = send_issue(open_issue(project / ISSUE, settings), settings, transport=relay.transport)
     assert report.stopped == ""
     assert (report.sent, report.deferred, report.failed, report.remaining) == (7, 3, 0, 3)
     assert {e.recipient for e in relay.accepted} == set(people) - greylisted
@@ -535,7 +535,7 @@ def test_relay_failures_in_a_row_stop_the_run(settings: Settings, project: Path)
     settings = quick(settings, connections=2, max_attempts=2)
     relay = MemoryRelay(data=lambda a, n: "451 4.3.0 queue full")
     add_subscribers(settings, [(f"user{n:02d}@example.org", "") for n in range(20)])
-    report = send_issue(project / ISSUE, settings, transport=relay.transport)
+    report = send_issue(open_issue(project / ISSUE, settings), settings, transport=relay.transport)
     assert (
         report.stopped
         == "the relay keeps failing: memory:25 answered DATA with 451 4.3.0 queue full"
@@ -549,7 +549,7 @@ def test_a_relay_that_refuses_connections_stops_the_run(settings: Settings, proj
     settings = quick(settings, connections=2, max_attempts=3)
     relay = MemoryRelay(connect=lambda n: MEMORY_DROP)
     add_subscribers(settings, PEOPLE)
-    report = send_issue(project / ISSUE, settings, transport=relay.transport)
+    report = send_issue(open_issue(project / ISSUE, settings), settings, transport=relay.transport)
     assert "the relay keeps failing" in report.stopped and "Connection refused" in report.stopped
     assert report.sent == 0 and set(states(settings).values()) == {"pending"}
 
@@ -560,5 +560,8 @@ def test_a_transport_is_reconnected_after_messages_per_connection(
     settings = quick(settings, connections=1)
     relay = MemoryRelay(messages_per_connection=2)
     add_subscribers(settings, [(f"user{n}@example.org", "") for n in range(5)])
-    assert send_issue(project / ISSUE, settings, transport=relay.transport).sent == 5
+    assert (
+        send_issue(open_issue(project / ISSUE, settings), settings, transport=relay.transport).sent
+        == 5
+    )
     assert relay.connections == 3

@@ -49,7 +49,7 @@ MESSAGE = (
 
 
 def stuff(message: bytes) -> bytes:
-    """Dot-stuff as the message composer does (RFC 5321 4.5.2)."""
+    """Dot-stuff as the message builder does (RFC 5321 4.5.2)."""
     return b"\r\n".join(
         b"." + line if line.startswith(b".") else line for line in message.split(b"\r\n")
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import load_settings
+from newsletter import load_settings, open_issue
 from newsletter.errors import ConfigError
 from newsletter.send import send_test
 from newsletter.send.memory import DROP, MemoryRelay, MemoryTransport
@@ -23,8 +23,7 @@ from newsletter.send.transport import (
     TransportError,
 )
 from newsletter.settings import Settings, SmtpSettings
-from tests.smtp_servers import DROP as SERVER_DROP
-from tests.smtp_servers import RecordingHandler, Server
+from tests.smtp_servers import DROP as SERVER_DROP, RecordingHandler, Server
 
 ADA = Envelope("news@example.org", "ada@example.org", b"Subject: hi\r\n\r\nhello\r\n")
 
@@ -164,7 +163,7 @@ def test_send_test_takes_a_transport(project: Path) -> None:
     settings = load_settings(project / "config.toml")
     relay = MemoryRelay(rcpt={"bad@example.org": ["550 5.1.1 no such user"]})
     report = send_test(
-        project / "issues" / "2023-W25.toml",
+        open_issue(project / "issues" / "2023-W25.toml", settings),
         settings,
         ["me@example.org", "bad@example.org"],
         transport=relay.transport,

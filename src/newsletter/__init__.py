@@ -35,18 +35,34 @@ _EXPORTS = {
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
-    from .errors import ConfigError, InputError, NewsletterError
-    from .issuefile import load_issue, parse_issue
-    from .models import Image, Issue, Item, Section
-    from .render import (
-        Build,
-        LoadedIssue,
-        build_issue,
-        issue_from_text,
-        open_issue,
-        render_issue,
+    # Explicit re-exports (`X as X`), so type checkers see the lazy names.
+    from .errors import (
+        ConfigError as ConfigError,
+        InputError as InputError,
+        NewsletterError as NewsletterError,
     )
-    from .settings import Settings, load_settings
+    from .issuefile import (
+        load_issue as load_issue,
+        parse_issue as parse_issue,
+    )
+    from .models import (
+        Image as Image,
+        Issue as Issue,
+        Item as Item,
+        Section as Section,
+    )
+    from .render import (
+        Build as Build,
+        LoadedIssue as LoadedIssue,
+        build_issue as build_issue,
+        issue_from_text as issue_from_text,
+        open_issue as open_issue,
+        render_issue as render_issue,
+    )
+    from .settings import (
+        Settings as Settings,
+        load_settings as load_settings,
+    )
 
 
 def __getattr__(name: str) -> Any:

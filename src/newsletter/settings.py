@@ -114,7 +114,7 @@ class PathSettings(_Section):
     )
     static_dir: Path = Field(
         default=Path("static"),
-        description="Images and other files served at base_url: images/x.png is static/images/x.png.",
+        description="Files published at base_url: an issue's images/x.png is static/images/x.png.",
     )
 
 

@@ -24,7 +24,7 @@ from ..issuefile import item_location
 from ..models import Issue, Item
 from ..render import Build, LoadedIssue, render_issue
 from ..render.message import Recipient
-from ..settings import Settings, Severity
+from ..settings import Severity
 
 __all__ = [
     "CHECKS",
@@ -36,8 +36,8 @@ __all__ = [
     "Severity",
     "check",
     "check_issue",
-    "refusal_finding",
     "gate",
+    "refusal_finding",
     "run_checks",
 ]
 
@@ -137,7 +137,7 @@ class Context:
     def message(self) -> EmailMessage:
         """A real message as `send` composes it, for a sample subscriber."""
         sample = Recipient("subscriber@example.org", "Sample Subscriber", "sample-token", 1)
-        message = self.loaded.composer().message_bytes(sample)
+        message = self.loaded.message_builder().message_bytes(sample)
         parsed = message_from_bytes(message, policy=default)
         assert isinstance(parsed, EmailMessage)
         return parsed

@@ -74,7 +74,7 @@ def unsubscribe(ctx: Context) -> Iterator[Problem]:
             "no List-Unsubscribe-Post header: Gmail and Yahoo require one-click unsubscribe",
             "message headers",
             "",
-            "the send stage sets it; check the composer",
+            "the send stage sets it; check the builder",
         )
     base = ctx.settings.newsletter.base_url + "unsubscribe"
     for part, body in (("HTML", ctx.html), ("text", ctx.text)):

@@ -17,7 +17,7 @@ import click
 
 if TYPE_CHECKING:
     from ..checks import Report
-    from ..settings import Settings
+    from ..settings import Severity
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -105,7 +105,7 @@ def print_rows(
 
     table = Table(*columns, box=None)
     count = 0
-    for count, row in enumerate(rows, start=1):  # noqa: B007
+    for count, row in enumerate(rows, start=1):
         if count <= TABLE_LIMIT:
             table.add_row(*(escape(_cell(row.get(k))) for k in columns))
     Console(highlight=False, soft_wrap=True).print(table)
@@ -124,7 +124,7 @@ def _json_rows(rows: Iterable[Mapping[str, Any]]) -> int:
     out = sys.stdout
     count = 0
     out.write("[")
-    for count, row in enumerate(rows, start=1):  # noqa: B007
+    for count, row in enumerate(rows, start=1):
         out.write(("\n  " if count == 1 else ",\n  ") + json.dumps(row, ensure_ascii=False))
     out.write("\n]\n" if count else "]\n")
     out.flush()
@@ -149,8 +149,8 @@ def print_check_counts(report: Report, issue_file: Path) -> None:
     echo(f"checks: {errors} errors, {warnings} warnings, {notes} notes{details}", fg=colour)
 
 
-def print_findings(report: Report, *, minimum: str = "info") -> None:
-    levels = ("error", "warning", "info")
+def print_findings(report: Report, *, minimum: Severity = "info") -> None:
+    levels: tuple[Severity, ...] = ("error", "warning", "info")
     for finding in report.findings:
         if levels.index(finding.severity) > levels.index(minimum):
             continue

@@ -72,11 +72,11 @@ def render_issue(
     """
     renderer = loaded.renderer
     before = dict(renderer.timings)
-    composer = loaded.composer(now=now or _now())
-    html, text = composer.preview()
+    builder = loaded.message_builder(now=now or _now())
+    html, text = builder.preview()
     archive = loaded.archive_html
     start = time.perf_counter()
-    eml = composer.preview_message(msgid or loaded.new_message_id())
+    eml = builder.preview_message(msgid or loaded.new_message_id())
     timings = {k: v - before.get(k, 0.0) for k, v in renderer.timings.items()}
     timings["mime"] = time.perf_counter() - start
     return Build(

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from ..issuefile import ParsedIssue, parse, read_issue_text
 from ..models import Issue
-from .message import Composer, Rendered, message_id, render_with_placeholders
-from .theme import Links, Renderer, template_dirs
 from ..settings import Settings
+from .message import MessageBuilder, Rendered, message_id, render_with_placeholders
+from .theme import Links, Renderer, template_dirs
 
 __all__ = ["LoadedIssue", "issue_from_text", "open_issue"]
 
@@ -79,9 +79,11 @@ class LoadedIssue:
         links = Links.for_issue(self.settings, self.week)
         return self.renderer.render_html(self.issue, links, archive=True)
 
-    def composer(self, *, test: bool = False, now: dt.datetime | None = None) -> Composer:
+    def message_builder(
+        self, *, test: bool = False, now: dt.datetime | None = None
+    ) -> MessageBuilder:
         """The message builder for this issue (real sends, test copies, the preview)."""
-        return Composer(self.issue, self.settings, self.rendered, test=test, now=now)
+        return MessageBuilder(self.issue, self.settings, self.rendered, test=test, now=now)
 
     def new_message_id(self) -> str:
         return message_id(self.settings.newsletter.from_address)

@@ -32,7 +32,7 @@ from ..urls import unsubscribe_url
 from .theme import Links, Renderer
 
 __all__ = [
-    "Composer",
+    "MessageBuilder",
     "Recipient",
     "Rendered",
     "dot_stuff",
@@ -132,7 +132,7 @@ def message_id(from_address: str) -> str:
     return make_msgid(domain=from_address.rsplit("@", 1)[1])
 
 
-class Composer:
+class MessageBuilder:
     """The one message builder: the build's preview, test copies and every real message.
 
     Rendering happened once (:class:`Rendered`); each message is the shared parts with a

@@ -1,9 +1,10 @@
 """Send stage: built issue -> one message per active subscriber, through a transport.
 
-``send_issue`` reads like the run: check the mode's settings, load and (re)build the
-issue, take the issue's lease, write the ledger rows, start the transports (the relay, or
-the capture server), deliver, report. The transport is ``[smtp] mode``'s (``modes.py``)
-unless the caller passes a factory, such as a :class:`~.memory.MemoryRelay`'s.
+``send_issue`` reads like the run: check the mode's settings, (re)build the loaded
+issue's outputs if stale, take the issue's lease, write the ledger rows, start the
+transports (the relay, or the capture server), deliver, report. The transport is
+``[smtp] mode``'s (``modes.py``) unless the caller passes a factory, such as a
+:class:`~.memory.MemoryRelay`'s.
 """
 
 from __future__ import annotations
@@ -20,11 +21,8 @@ from pathlib import Path
 from .. import ledger, library
 from ..errors import InputError, NewsletterError
 from ..files import write_atomic
-from ..issuefile import load_issue
-from ..models import Issue
-from ..render import build_issue
-from ..render.message import Composer, Recipient
-from ..render.theme import Renderer, builtin_theme
+from ..render import LoadedIssue, build_issue
+from ..render.message import Recipient
 from ..settings import Settings
 from ..store import Store, utcnow
 from .deliver import Delivery, Outcome, deliver
@@ -74,37 +72,22 @@ class SendReport:
         return self.sent / self.seconds if self.seconds else 0.0
 
 
-def _stale(issue_path: Path, out: Path, settings: Settings) -> bool:
-    """Whether out/<week>/ is missing or older than the issue file or any template."""
-    built = out / "email.html"
-    if not built.exists():
-        return True
-    newest = issue_path.stat().st_mtime
-    for folder in (settings.templates_dir, builtin_theme()):
-        if folder.is_dir():
-            for template in folder.rglob("*.j2"):
-                newest = max(newest, template.stat().st_mtime)
-    return built.stat().st_mtime < newest
-
-
-def prepare(issue_path: Path, settings: Settings) -> tuple[Issue, Path, bool]:
-    """Load the issue and rebuild its outputs if they are missing or stale."""
-    issue = load_issue(issue_path, settings)
-    out = settings.output_dir / issue.week
-    stale = _stale(Path(issue_path), out, settings)
+def prepare(loaded: LoadedIssue, settings: Settings) -> bool:
+    """Refuse an invalid issue; (re)build its outputs if missing or stale. True if built."""
+    loaded.require_valid()
+    stale = loaded.stale()
     if stale:
-        build_issue(issue_path, settings)
-    return issue, out, stale
+        build_issue(loaded)
+    return stale
 
 
-def plan(issue_path: Path, settings: Settings, show: int = 5) -> tuple[int, list[str], int]:
+def plan(loaded: LoadedIssue, settings: Settings, show: int = 5) -> tuple[int, list[str], int]:
     """For --dry-run: (recipients this run would send to, the first few, already sent).
 
     Reads only; writes nothing, not even the ledger rows.
     """
-    issue = load_issue(issue_path, settings)
     with Store(settings.store_path) as store:
-        return ledger.plan(store, issue.week, show)
+        return ledger.plan(store, loaded.week, show)
 
 
 def _renew(
@@ -129,7 +112,7 @@ def _renew(
 
 
 def send_issue(
-    issue_path: Path,
+    loaded: LoadedIssue,
     settings: Settings,
     *,
     limit: int | None = None,
@@ -144,7 +127,8 @@ def send_issue(
     """
     mode = mode_for(settings, transport)
     mode.check(settings)
-    issue, out, built = prepare(issue_path, settings)
+    built = prepare(loaded, settings)
+    issue, out = loaded.issue, loaded.out_dir()
     report = SendReport(
         issue=issue.week, mode=mode.name, started=utcnow(), built=built,
         limited=limit is not None,
@@ -184,7 +168,7 @@ def send_issue(
             on_start(report.recipients)
         outcome = Outcome()
         if report.recipients:
-            composer = Composer(issue, settings, Renderer(settings))
+            builder = loaded.message_builder()
             smtp = settings.smtp
             try:
                 transports = stack.enter_context(mode.start(settings))
@@ -194,7 +178,7 @@ def send_issue(
                 report.capture_dir = transports.capture_dir
                 outcome = deliver(
                     Delivery(
-                        store=store, issue=issue.week, owner=owner, composer=composer,
+                        store=store, issue=issue.week, owner=owner, builder=builder,
                         sender=settings.newsletter.from_address, transports=transports.new,
                         connections=smtp.connections, rate=smtp.rate,
                         policy=Policy.from_settings(smtp), bounce_after=smtp.bounce_after,
@@ -235,7 +219,7 @@ def _fill(report: SendReport, outcome: Outcome, store: Store, week: str) -> None
 
 
 def send_test(
-    issue_path: Path,
+    loaded: LoadedIssue,
     settings: Settings,
     addresses: list[str],
     *,
@@ -246,13 +230,14 @@ def send_test(
 
     mode = mode_for(settings, transport)
     mode.check(settings)
-    issue, _, _ = prepare(issue_path, settings)
+    prepare(loaded, settings)
+    issue = loaded.issue
     try:
         recipients = [Recipient(normalise_email(a)) for a in addresses]
     except ValueError as exc:
         raise NewsletterError(f"--test: {exc}") from None
     report = SendReport(issue=issue.week, mode=mode.name, started=utcnow())
-    composer = Composer(issue, settings, test=True)
+    builder = loaded.message_builder(test=True)
     sender = settings.newsletter.from_address
     with mode.start(settings) as transports:
         report.capture_dir = transports.capture_dir
@@ -260,7 +245,7 @@ def send_test(
         try:
             for recipient in recipients:
                 try:
-                    connection.send(Envelope(sender, recipient.email, composer.wire(recipient)))
+                    connection.send(Envelope(sender, recipient.email, builder.wire(recipient)))
                     report.sent += 1
                 except TransportError as exc:
                     report.failed += 1

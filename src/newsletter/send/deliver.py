@@ -29,7 +29,7 @@ from pathlib import Path
 from .. import ledger
 from ..errors import NewsletterError
 from ..ledger import LedgerError, Record
-from ..render.message import Composer, Recipient
+from ..render.message import MessageBuilder, Recipient
 from ..store import Store
 from .retry import Policy, Result, attempt
 from .transport import Envelope, Transport, TransportFactory
@@ -56,7 +56,7 @@ class Delivery:
     issue: str
     #: This run's lease owner: results are only recorded while it holds the lease.
     owner: str
-    composer: Composer
+    builder: MessageBuilder
     sender: str
     #: Called once per worker.
     transports: TransportFactory
@@ -274,14 +274,14 @@ class _Run:
 
     def _send(self, transport: Transport, recipient: Recipient) -> None:
         run = self.run
-        envelope = Envelope(run.sender, recipient.email, run.composer.wire(recipient))
+        envelope = Envelope(run.sender, recipient.email, run.builder.wire(recipient))
         result = attempt(transport, envelope, run.policy, run.stop)
         record = Record(
             subscriber_id=recipient.subscriber_id,
             state=result.state,
             reply=result.reply,
             attempts=result.attempts,
-            message_id=run.composer.message_id(recipient),
+            message_id=run.builder.message_id(recipient),
             bounce=result.bounce,
         )
         self.writer.record(record)

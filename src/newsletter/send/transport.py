@@ -75,7 +75,7 @@ class Reply:
 class Envelope:
     sender: str
     recipient: str
-    #: The message with CRLF line ends, already dot-stuffed (``Composer.wire``).
+    #: The message with CRLF line ends, already dot-stuffed (``MessageBuilder.wire``).
     data: bytes
 
 
