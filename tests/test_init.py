@@ -249,3 +249,26 @@ def test_new_project_builds_checks_and_sends(new: Path) -> None:
     assert len(captured) == subscribers == 20
     message = captured[0].read_bytes()
     assert b"List-Unsubscribe:" in message
+
+
+def test_init_command_starts_a_project_and_refuses_a_second_time(tmp_path: Path) -> None:
+    first = run(tmp_path, "init", "news")
+    assert first.returncode == 0, first.stderr
+    assert "news/config.toml" in first.stdout and "news/secrets.toml" in first.stdout
+    assert (tmp_path / "news" / "issues" / "2023-W25.toml").is_file()
+    again = run(tmp_path, "init", "news")
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    (line,) = again.stderr.strip().splitlines()
+    assert "news/config.toml" in line and "already exists" in line
+    # Outside a project (no config.toml) the other commands say what to do.
+    lost = run(tmp_path, "build", "issues/2023-W25.toml")
+    assert lost.returncode == 2 and "config.toml: config file not found" in lost.stderr
+
+
+def test_init_into_a_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file\n")
+    result = run(tmp_path, "init", "taken")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "taken" in line
+    assert (tmp_path / "taken").read_text() == "a file\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -153,3 +154,14 @@ def test_unusable_store_path(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError, match="cannot open the store"):
         Store(tmp_path / "file" / "store.db")
+
+
+def test_only_the_subscribers_module_writes_its_table() -> None:
+    from tests.table_owners import SRC, modules_with
+
+    writers = r"\b(?:INTO|UPDATE|DELETE FROM|TABLE)\s+subscribers\b|FROM subscribers WHERE"
+    # store.py creates it; the ledger only joins it (who is pending) and inserts rows
+    # for active subscribers into its own table.
+    assert modules_with(writers) <= {"subscribers.py", "store.py", "ledger.py"}
+    ledger = (SRC / "ledger.py").read_text(encoding="utf-8")
+    assert not re.search(r"\b(?:UPDATE|DELETE FROM|INSERT INTO)\s+subscribers\b", ledger)

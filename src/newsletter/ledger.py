@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from . import subscribers
 from .errors import NewsletterError
 from .store import Store, utcnow
 
@@ -235,13 +236,9 @@ def record(
                 for r in records
             ],
         )
-        # The bounce counter is the subscribers' table, but it must move in this transaction.
-        db.executemany(
-            "UPDATE subscribers SET bounces = bounces + 1, updated = ?, status = CASE "
-            "WHEN bounces + 1 >= ? AND status = 'active' THEN 'bounced' ELSE status END "
-            "WHERE id = ?",
-            [(now, bounce_after, r.subscriber_id) for r in records if r.bounce],
-        )
+        bounced = [r.subscriber_id for r in records if r.bounce]
+        if bounced:
+            subscribers.count_bounces(db, bounced, bounce_after, now)
 
 
 def forget_subscriber(db: sqlite3.Connection, subscriber_id: int) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from typing import Annotated
 
 from pydantic import (
     BaseModel,
@@ -192,9 +191,6 @@ class Section(_Model):
         if not value:
             raise ValueError("the section title is empty")
         return value
-
-
-Week = Annotated[str, Field(pattern=_WEEK.pattern)]
 
 
 class Issue(_Model):

@@ -156,6 +156,44 @@ def set_status(store: Store, subscriber_id: int, status: str) -> None:
         )
 
 
+def left_since(store: Store, since: str) -> frozenset[int]:
+    """Ids of subscribers who stopped being active at or after ``since`` (ISO time)."""
+    rows = store.db.execute(
+        "SELECT id FROM subscribers WHERE status != 'active' AND updated >= ?", (since,)
+    )
+    return frozenset(row[0] for row in rows)
+
+
+def count_bounces(
+    db: sqlite3.Connection, subscriber_ids: list[int], bounce_after: int, now: str
+) -> None:
+    """Count a hard bounce for each id; at ``bounce_after`` an active subscriber is bounced.
+
+    Runs in the caller's transaction, so the count moves with the ledger row it explains.
+    """
+    db.executemany(
+        "UPDATE subscribers SET bounces = bounces + 1, updated = ?, status = CASE "
+        "WHEN bounces + 1 >= ? AND status = 'active' THEN 'bounced' ELSE status END "
+        "WHERE id = ?",
+        [(now, bounce_after, subscriber_id) for subscriber_id in subscriber_ids],
+    )
+
+
+def refuse_header_injection(store: Store) -> None:
+    """A line break in a name or address would inject headers: refuse before sending any."""
+    row = store.db.execute(
+        "SELECT email FROM subscribers WHERE status = 'active' AND "
+        "(instr(name, char(10)) OR instr(name, char(13)) OR instr(email, char(10)) "
+        "OR instr(email, char(13))) LIMIT 1"
+    ).fetchone()
+    if row:
+        raise InputError(
+            f"subscriber {row['email']!r} has a line break in their name or address; "
+            "fix it in the store, or `newsletter subscribers remove --forget` and add "
+            "them again, before sending"
+        )
+
+
 def unsubscribe(store: Store, secret: str, token_or_email: str) -> Subscriber:
     """Unsubscribe by signed token (web link, List-Unsubscribe) or by address (staff).
 

@@ -163,6 +163,7 @@ def send(
     from ..render import open_issue
     from ..send import plan, send_test
     from ..send.checked import send_checked
+    from ..send.modes import mode_for
 
     loaded = open_issue(issue_file, settings).require_valid()
     if test_addresses:
@@ -185,7 +186,7 @@ def send(
 
     def confirm(count: int) -> None:
         if not yes and sys.stdin.isatty():
-            target = "the local capture" if settings.smtp.mode == "capture" else settings.smtp.host
+            target = mode_for(settings).target(settings)
             click.confirm(
                 f"Send {issue_file} to {plural(count, 'subscriber')} through {target}?",
                 abort=True,

@@ -1,6 +1,6 @@
 """One loaded issue: read and validated once, rendered once, shared by every stage.
 
-`check`, `build`, `send`, `weekly` and the studio all take a :class:`LoadedIssue`, so
+`check`, `build`, `send` and `weekly` all take a :class:`LoadedIssue`, so
 one command parses the file once and runs Jinja -> MJML -> premailer at most once per
 variant (the email and the browser version), however many stages it goes through.
 """
@@ -34,7 +34,7 @@ class LoadedIssue:
     ) -> None:
         self.path, self.settings, self.text = path, settings, text
         if renderer is not None:
-            # A long-lived caller (the studio, a benchmark) reuses one renderer.
+            # A long-lived caller (a benchmark, a server) reuses one renderer.
             self.__dict__["renderer"] = renderer
         self.source = str(path)
         self.lines = parsed.lines

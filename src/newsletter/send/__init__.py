@@ -18,8 +18,8 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import ledger, library
-from ..errors import InputError, NewsletterError
+from .. import ledger, library, subscribers
+from ..errors import NewsletterError
 from ..files import write_atomic
 from ..render import LoadedIssue, build_issue
 from ..render.message import Recipient
@@ -155,7 +155,7 @@ def send_issue(
         stack.callback(renewer.join)
         stack.callback(renewing.set)
 
-        _refuse_header_injection(store)
+        subscribers.refuse_header_injection(store)
         with store.transaction() as db:
             # Which stories this issue carries: `draft` never proposes them again.
             library.record_issue_items(db, issue.week, (item.id for item in issue.items()))
@@ -194,21 +194,6 @@ def send_issue(
     report.seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
     write_atomic({out / "send-report.json": json.dumps(asdict(report), indent=2).encode()})
     return report
-
-
-def _refuse_header_injection(store: Store) -> None:
-    """A line break in a name or address would inject headers: refuse before sending any."""
-    row = store.db.execute(
-        "SELECT email FROM subscribers WHERE status = 'active' AND "
-        "(instr(name, char(10)) OR instr(name, char(13)) OR instr(email, char(10)) "
-        "OR instr(email, char(13))) LIMIT 1"
-    ).fetchone()
-    if row:
-        raise InputError(
-            f"subscriber {row['email']!r} has a line break in their name or address; "
-            "fix it in the store, or `newsletter subscribers remove --forget` and add "
-            "them again, before sending"
-        )
 
 
 def _fill(report: SendReport, outcome: Outcome, store: Store, week: str) -> None:

@@ -1,6 +1,6 @@
 """Check, then send: the one path from a loaded issue to subscribers.
 
-`newsletter send`, `newsletter weekly` and the studio all go through
+`newsletter send` and `newsletter weekly` both go through
 :func:`send_checked`, so the pre-send gate cannot be skipped by one of them alone.
 """
 

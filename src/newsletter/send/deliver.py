@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import ledger
+from .. import ledger, subscribers
 from ..errors import NewsletterError
 from ..ledger import LedgerError, Record
 from ..render.message import MessageBuilder, Recipient
@@ -171,11 +171,7 @@ class _StatusWatch(threading.Thread):
         try:
             with Store(self.store_path) as store:
                 while not self.finished.wait(0.5):
-                    rows = store.db.execute(
-                        "SELECT id FROM subscribers WHERE status != 'active' AND updated >= ?",
-                        (self.since,),
-                    )
-                    self.left = frozenset(row[0] for row in rows)
+                    self.left = subscribers.left_since(store, self.since)
         except (NewsletterError, sqlite3.Error) as exc:
             self.on_error(f"cannot watch for unsubscribes: {exc}")
 
