@@ -361,7 +361,10 @@ def load_settings(path: Path | str = DEFAULT_CONFIG) -> Settings:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found (pass --config PATH, or start a project here with `newsletter init`)")
+        raise ConfigError(
+            f"{path}: config file not found "
+            "(pass --config PATH, or start a project here with `newsletter init`)"
+        )
     _read_toml(path)
     secrets_path = path.with_name(SECRETS_FILE)
     secrets = _read_toml(secrets_path) if secrets_path.is_file() else {}
