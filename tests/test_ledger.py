@@ -150,7 +150,7 @@ def test_forget_deletes_the_ledger_rows(store: Store) -> None:
     assert ledger.acquire_lease(store, WEEK, "Subject", 60)
     with store.transaction() as db:
         ledger.add_recipients(db, WEEK)
-    assert subscribers.forget(store, "user0@example.org")
+    assert ledger.forget(store, "user0@example.org")
     assert set(states(store)) == {ids[1]}
 
 

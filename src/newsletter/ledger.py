@@ -34,7 +34,7 @@ __all__ = [
     "acquire_lease",
     "add_recipients",
     "counts",
-    "forget_subscriber",
+    "forget",
     "lease_holder",
     "pending_recipients",
     "plan",
@@ -241,6 +241,16 @@ def record(
             subscribers.count_bounces(db, bounced, bounce_after, now)
 
 
-def forget_subscriber(db: sqlite3.Connection, subscriber_id: int) -> None:
-    """Delete a subscriber's rows (an erasure request), in the caller's transaction."""
-    db.execute("DELETE FROM deliveries WHERE subscriber_id = ?", (subscriber_id,))
+def forget(store: Store, email: str) -> bool:
+    """An erasure request: delete the subscriber and their send history, in one transaction.
+
+    Here rather than in ``subscribers`` because the history is the ledger's: the ledger
+    stands on the subscribers' table, never the other way round. Returns whether one existed.
+    """
+    found = subscribers.get(store, subscribers.normalise_email(email))
+    if found is None:
+        return False
+    with store.transaction() as db:
+        db.execute("DELETE FROM deliveries WHERE subscriber_id = ?", (found.id,))
+        subscribers.delete(db, found.id)
+    return True

@@ -27,7 +27,7 @@ __all__ = [
     "ImportReport",
     "Subscriber",
     "add",
-    "forget",
+    "delete",
     "get",
     "import_csv",
     "iter_subscribers",
@@ -223,17 +223,12 @@ def unsubscribe(store: Store, secret: str, token_or_email: str) -> Subscriber:
     return get(store, found.email) or found
 
 
-def forget(store: Store, email: str) -> bool:
-    """Delete a subscriber and their ledger rows (erasure request). Returns whether one existed."""
-    found = get(store, normalise_email(email))
-    if found is None:
-        return False
-    from . import ledger
+def delete(db: sqlite3.Connection, subscriber_id: int) -> None:
+    """Delete the subscriber's row, in the caller's transaction.
 
-    with store.transaction() as db:
-        ledger.forget_subscriber(db, found.id)
-        db.execute("DELETE FROM subscribers WHERE id = ?", (found.id,))
-    return True
+    An erasure request also deletes their send history: see :func:`newsletter.ledger.forget`.
+    """
+    db.execute("DELETE FROM subscribers WHERE id = ?", (subscriber_id,))
 
 
 @dataclass

@@ -114,7 +114,7 @@ def subscribers_remove(email: str, forget: bool, settings: Settings) -> None:
     Example:
         newsletter subscribers remove ada@example.org
     """
-    from .. import subscribers
+    from .. import ledger, subscribers
     from ..errors import NewsletterError
     from ..store import Store
 
@@ -122,7 +122,7 @@ def subscribers_remove(email: str, forget: bool, settings: Settings) -> None:
     with Store(settings.store_path) as store:
         if forget:
             try:
-                existed = subscribers.forget(store, email)
+                existed = ledger.forget(store, email)
             except ValueError as exc:
                 raise NewsletterError(str(exc)) from None
             if not existed:
