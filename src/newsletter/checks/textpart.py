@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from ..render.markup import TEXT_WIDTH
+from ..urls import unsubscribe_url
 from . import Context, Problem, check
 
 _URL = re.compile(r"https?://\S+")
@@ -76,7 +77,7 @@ def unsubscribe(ctx: Context) -> Iterator[Problem]:
             "",
             "the send stage sets it; check the builder",
         )
-    base = ctx.settings.newsletter.base_url + "unsubscribe"
+    base = unsubscribe_url(ctx.settings.newsletter.base_url)
     for part, body in (("HTML", ctx.html), ("text", ctx.text)):
         if base not in body:
             yield Problem(
