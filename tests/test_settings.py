@@ -44,7 +44,9 @@ def test_environment_overrides_the_file(project: Path, monkeypatch: pytest.Monke
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"config file not found \(pass --config PATH, or .*init") as info:
+    with pytest.raises(
+        ConfigError, match=r"config file not found \(pass --config PATH, or .*init"
+    ) as info:
         load_settings(tmp_path / "nope.toml")
     assert info.value.exit_code == 2
 
