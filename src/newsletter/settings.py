@@ -12,8 +12,10 @@ cron job gives the same result whatever its working directory.
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -83,8 +85,14 @@ class NewsletterSettings(_Section):
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError(f"must start with https:// (got {value!r})")
+        # It is copied into List-Unsubscribe: a line break here would inject headers.
+        if any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+            raise ValueError("must not contain spaces, line breaks or control characters")
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"must be an absolute https:// address (got {value!r})")
+        if parts.query or parts.fragment:
+            raise ValueError(f"must not have a ?query or #fragment (got {value!r})")
         # Always one trailing slash, so "images/x.png" joins under it rather than beside it.
         return value.rstrip("/") + "/"
 
@@ -239,6 +247,10 @@ class CollectSettings(_Section):
     same_title_days: int = Field(
         default=3, ge=0, description="Same normalised title within this many days = same story."
     )
+    allow_private: bool = Field(
+        default=False,
+        description="Fetch loopback and private addresses too (tests, an intranet newsroom).",
+    )
 
 
 Severity = Literal["error", "warning", "info"]
@@ -302,6 +314,15 @@ class Settings(BaseSettings):
         )
         return (init_settings, env_settings, secrets, toml)
 
+    @model_validator(mode="after")
+    def _resolve_file_paths(self) -> Settings:
+        # Files named in the config are relative to the config file, like every path.
+        if self.smtp.ca_file is not None:
+            self.smtp.ca_file = self.path(self.smtp.ca_file)
+        if self.dkim.key_file is not None:
+            self.dkim.key_file = self.path(self.dkim.key_file)
+        return self
+
     def path(self, value: Path) -> Path:
         """Resolve a configured path against the config file's folder."""
         return value if value.is_absolute() else self.root / value
@@ -338,6 +359,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
