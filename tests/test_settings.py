@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -78,8 +79,49 @@ def test_bad_address_and_url(project: Path) -> None:
         load_settings(path)
     path = write(project, '"not-an-address"', '"newsletter@example.org"')
     path = write(project, '"https://newsletter.example.org/"', '"newsletter.example.org"')
-    with pytest.raises(ConfigError, match=r"\[newsletter\] base_url: must start with https://"):
+    with pytest.raises(ConfigError, match=r"\[newsletter\] base_url: must be an absolute https://"):
         load_settings(path)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://news.example.org/\r\nBcc: victim@example.net",
+        "https://news.example.org/ weekly/",
+        "https://news.example.org/\u2028",
+        "https://news.example.org/?a=1",
+        "https:///no-host/",
+        "javascript:alert(1)",
+    ],
+)
+def test_base_url_cannot_carry_a_header_or_garbage(project: Path, url: str) -> None:
+    path = write(project, '"https://newsletter.example.org/"', json.dumps(url))
+    with pytest.raises(ConfigError, match=r"\[newsletter\] base_url: must"):
+        load_settings(path)
+
+
+def test_relative_file_paths_are_relative_to_the_config(project: Path, tmp_path: Path) -> None:
+    config = project / "config.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            '# key_file = "/etc/newsletter/dkim.pem"', 'key_file = "keys/dkim.pem"'
+        ),
+        encoding="utf-8",
+    )
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("[smtp]", '[smtp]\nca_file = "ca.pem"', 1),
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    assert settings.dkim.key_file == project.resolve() / "keys" / "dkim.pem"
+    assert settings.smtp.ca_file == project.resolve() / "ca.pem"
+
+
+def test_binary_config_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_bytes(b"\xff\xfe[\x00n\x00")
+    with pytest.raises(ConfigError, match=r"config.toml: not UTF-8 text \(byte 0\)"):
+        load_settings(config)
 
 
 def test_toml_syntax_error(project: Path) -> None:
