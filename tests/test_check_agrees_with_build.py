@@ -14,11 +14,13 @@ import json
 import subprocess
 import sys
 import tomllib
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from newsletter import InputError, Settings, build_issue, issue_from_text
 from newsletter.checks import check_issue
@@ -158,6 +160,96 @@ def toml(data: dict[str, Any]) -> str:
 
 def test_the_dumper_round_trips_the_sample() -> None:
     assert tomllib.loads(toml(SAMPLE)) == SAMPLE
+
+
+#: Where each model first appears in the sample issue.
+WHERE_MODEL: dict[type[Any], tuple[str | int, ...]] = {
+    Issue: (),
+    Section: ("sections", 0),
+    Item: ("sections", 0, "items", 0),
+    Image: ("lead", "image"),
+}
+
+
+def _bad_values(annotation: Any) -> list[Any]:
+    """Values that a field of this type may refuse: wrong types, empties, extremes."""
+    kinds = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    values: list[Any] = []
+    for kind in kinds:
+        origin = typing.get_origin(kind) or kind
+        if origin is str:
+            values += ["", " ", "two\nlines", "x" * 5000, 5]
+        elif origin is bool:
+            values += ["yes", 2]
+        elif origin is int:
+            values += [0, -1, 10**9, "one", 1.5]
+        elif origin is dt.date:
+            values += ["someday", 20230623]
+        elif origin is list:
+            values += ["not a list", [1, 2]]
+        elif isinstance(origin, type) and issubclass(origin, BaseModel):
+            values += ["not a table", {}]
+    return values
+
+
+def _generated_cases() -> list[Any]:
+    cases = []
+    for model, at in WHERE_MODEL.items():
+        for name, info in model.model_fields.items():
+            for value in _bad_values(info.annotation):
+                label = f"{model.__name__}.{name} = {str(value)[:20]!r}"
+                cases.append(pytest.param(setter(*at, name, value=value), id=label))
+            if info.is_required():
+                cases.append(
+                    pytest.param(_remove(*at, name), id=f"{model.__name__}.{name} missing")
+                )
+    return cases
+
+
+def _remove(*path: str | int) -> Mutation:
+    def mutate(data: dict[str, Any]) -> None:
+        node: Any = data
+        for part in path[:-1]:
+            node = node[part]
+        del node[path[-1]]
+
+    return mutate
+
+
+@pytest.mark.parametrize("mutation", _generated_cases())
+def test_generated_bad_values_agree(mutation: Mutation, settings: Settings) -> None:
+    """Every field of every model, given values of the wrong type, empty or extreme:
+    whatever `build` refuses, `check` reports at the same place; whatever `build`
+    accepts, `check` raises no issue-file error about."""
+    data = copy.deepcopy(SAMPLE)
+    mutation(data)
+    text = toml(data)
+    report = check_issue(issue_from_text(text, settings, "issues/2023-W25.toml"))
+    refusals = [(f.where, f.message) for f in report.findings if f.check == "issue-file"]
+    try:
+        build_issue(issue_from_text(text, settings, "issues/2023-W25.toml"), None)
+    except InputError as refused:
+        assert report.exit_code == 2
+        assert (refused.where, refused.what) in refusals
+    else:
+        assert refusals == []
+
+
+def test_check_names_every_refusal_at_once(settings: Settings) -> None:
+    data = copy.deepcopy(SAMPLE)
+    for mutation in (
+        setter("lead", "url", value=""),
+        setter("subjcet", value="misspelt"),
+        setter("subject", value="two\nlines"),
+        setter("sections", 1, "items", 0, "kind", value="two words"),
+        setter(*LEAD_IMAGE, "alt", value=""),
+    ):
+        mutation(data)
+    report = check_issue(issue_from_text(toml(data), settings, "issues/2023-W25.toml"))
+    places = [f.where for f in report.findings if f.check == "issue-file"]
+    assert len(places) == 5, places
+    for ending in ("url", "subjcet", "subject", "kind", "image"):
+        assert any(p.endswith(ending) or ending in p for p in places), (ending, places)
 
 
 CASE_LIST = [

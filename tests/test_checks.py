@@ -335,3 +335,26 @@ def test_build_prints_check_counts(project: Path) -> None:
     result = cli(project, "build", "issues/2023-W25.toml")
     assert result.returncode == 0
     assert "checks: 0 errors, 0 warnings, 6 notes" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "missing"),
+    [
+        ("images/typo.png", True),
+        ("https://newsletter.example.org/images/typo.png", True),  # under base_url
+        ("../../../../etc/passwd", True),  # escapes static/
+        ("images/2023-W25-lead.png", False),
+        ("https://newsletter.example.org/images/2023-W25-lead.png", False),
+        ("https://cdn.example.org/images/typo.png", False),  # elsewhere: --links checks it
+    ],
+)
+def test_image_missing(project: Path, url: str, missing: bool) -> None:
+    from newsletter import load_settings
+
+    settings = load_settings(project / "config.toml")
+    text = SAMPLE.replace('url = "images/2023-W25-lead.png"', f'url = "{url}"')
+    report = run(settings, text)
+    found = [f for f in report.findings if f.check == "image-missing"]
+    assert bool(found) == missing, found
+    if missing:
+        assert found[0].severity == "error" and found[0].where.startswith("lead story")

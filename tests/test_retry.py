@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from newsletter.send.memory import DROP, MemoryRelay
-from newsletter.send.retry import Policy, attempt
+from newsletter.send.retry import Policy, RelayFailing, Result, attempt
 from newsletter.send.transport import Envelope, ServerFailure
 from newsletter.settings import SmtpSettings
 
@@ -124,3 +124,23 @@ def test_policy_from_settings() -> None:
     assert Policy.from_settings(smtp) == Policy(max_attempts=3, retry_delay=0.5)
     with pytest.raises(ValueError, match="max_attempts"):
         Policy(max_attempts=0)
+
+
+def _result(state: str, concerns: str | None = None) -> Result:
+    return Result(state, "reply", 1, concerns=concerns)  # type: ignore[arg-type]
+
+
+def test_relay_failures_in_a_row_stop_but_a_recipients_reply_restarts_the_count() -> None:
+    relay = "connection"
+    failing = RelayFailing(2)
+    assert not failing.observe(_result("pending", relay))
+    # A greylisted recipient, a 5xx and a 250 each prove the relay answers.
+    for proof in (_result("pending", "recipient"), _result("failed"), _result("sent")):
+        assert not failing.observe(proof)
+        assert not failing.observe(_result("pending", relay))
+    assert failing.observe(_result("pending", relay))  # two in a row
+
+
+def test_greylisting_alone_never_stops_a_run() -> None:
+    failing = RelayFailing(1)
+    assert not any(failing.observe(_result("pending", "recipient")) for _ in range(1000))

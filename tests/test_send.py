@@ -531,6 +531,16 @@ def test_a_recipients_4xx_does_not_stop_the_run(settings: Settings, project: Pat
     assert {a for a, state in states(settings).items() if state == "pending"} == greylisted
 
 
+def test_a_421_to_every_rcpt_stops_the_run(settings: Settings, project: Path) -> None:
+    # 421 closes the session: the relay is busy or throttling, whatever the stage.
+    settings = quick(settings, connections=2, max_attempts=2)
+    relay = MemoryRelay(rcpt=lambda a, n: "421 4.3.2 try again later")
+    add_subscribers(settings, [(f"user{n:02d}@example.org", "") for n in range(20)])
+    report = send_issue(open_issue(project / ISSUE, settings), settings, transport=relay.transport)
+    assert report.stopped.startswith("the relay keeps failing")
+    assert report.deferred <= 2 + 2 and report.remaining == 20
+
+
 def test_relay_failures_in_a_row_stop_the_run(settings: Settings, project: Path) -> None:
     settings = quick(settings, connections=2, max_attempts=2)
     relay = MemoryRelay(data=lambda a, n: "451 4.3.0 queue full")

@@ -140,17 +140,36 @@ def parse(text: str, source: str, settings: Settings | None = None) -> ParsedIss
         except ValidationError as exc:
             if not lenient:
                 refusals = located_errors(exc, where)
-    if issue is not None and settings is not None and not settings.build.allow_linkless_items:
-        for index, item in enumerate(issue.items()):
-            if item.url is None:
-                refusals.append(
-                    InputError(
-                        "the story has no URL; add its web address, "
-                        "or set [build] allow_linkless_items = true",
-                        where((*item_location(issue, index), "url")),
-                    )
+    if settings is not None and not settings.build.allow_linkless_items:
+        # From the raw data, so that it is found even when the file has other problems.
+        for loc in _linkless(data):
+            refusals.append(
+                InputError(
+                    "the story has no URL; add its web address, "
+                    "or set [build] allow_linkless_items = true",
+                    where((*loc, "url")),
                 )
+            )
     return ParsedIssue(issue, refusals, lines)
+
+
+def _linkless(data: dict[str, Any]) -> list[tuple[int | str, ...]]:
+    """Where stories have no URL (missing, or blank) in raw issue data."""
+    stories: list[tuple[tuple[int | str, ...], Any]] = []
+    if "lead" in data:
+        stories.append((("lead",), data["lead"]))
+    sections = data.get("sections")
+    for s, section in enumerate(sections if isinstance(sections, list) else []):
+        items = section.get("items") if isinstance(section, dict) else None
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            stories.append((("sections", s, "items", i), item))
+    return [loc for loc, story in stories if _blank_url(story)]
+
+
+def _blank_url(story: Any) -> bool:
+    # A URL of the wrong type is the model's type error, not a missing link.
+    url = story.get("url", "") if isinstance(story, dict) else None
+    return isinstance(url, str) and not url.strip()
 
 
 def parse_issue(

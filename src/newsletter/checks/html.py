@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from pathlib import PurePosixPath
-from urllib.parse import urlsplit
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urljoin, urlsplit
 
 import lxml.etree
 
@@ -162,21 +162,38 @@ def image_width(ctx: Context) -> Iterator[Problem]:
             )
 
 
-@check("image-missing", "error", "Every local image (a path under base_url) exists in static_dir.")
+@check("image-missing", "error", "Every image served from base_url exists in static_dir.")
 def image_missing(ctx: Context) -> Iterator[Problem]:
-    static = ctx.settings.static_dir
+    base = ctx.settings.newsletter.base_url
+    static = ctx.settings.static_dir.resolve()
     for item in ctx.issue.items():
-        url = item.image.url if item.image else ""
-        if not url or urlsplit(url).scheme or url.startswith("//"):
-            continue  # remote images are for `check --links`
-        path = static / PurePosixPath(urlsplit(url).path.lstrip("/"))
-        if not path.is_file():
-            yield Problem(
-                f"no such file {path}: every recipient would see a broken image",
-                ctx.where(item),
-                url,
-                f"put the picture at {path}, or correct the image's url",
-            )
+        if not item.image:
+            continue
+        url = item.image.url
+        absolute = urljoin(base, url)
+        if not absolute.startswith(base):
+            continue  # hosted elsewhere: for `check --links`
+        relative = unquote(urlsplit(absolute[len(base) :]).path)
+        path = (static / relative).resolve()
+        if not path.is_relative_to(static):
+            problem = f"{url!r} points outside {static}, so no file there can serve it"
+        elif not _is_file(path):
+            problem = f"no such file {path}: every recipient would see a broken image"
+        else:
+            continue
+        yield Problem(
+            problem,
+            ctx.where(item),
+            url,
+            f"put the picture under {static} and give its path there, e.g. images/photo.png",
+        )
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system, say
+        return False
 
 
 @check("image-text", "warning", "No image the issue marks as containing text.")

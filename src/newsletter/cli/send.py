@@ -68,13 +68,13 @@ def _progress() -> tuple[Any, Callable[[int], None], Callable[[bool], None]]:
 
 
 @contextlib.contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
+def _stop_on_signals(stop: threading.Event | None = None) -> Iterator[threading.Event]:
     """SIGTERM/SIGINT finish the messages in flight, record them, then stop.
 
     A second signal is not caught: it ends the process at once (the ledger still holds,
     at the cost of the messages in flight).
     """
-    stop = threading.Event()
+    stop = stop or threading.Event()
     previous: dict[signal.Signals, Any] = {}
 
     def first(sig: int, frame: Any) -> None:
@@ -193,28 +193,25 @@ def send(
             )
 
     progress, on_start, on_result = _progress()
-    with _stop_on_signals() as stop:
+    stop = threading.Event()
+    with contextlib.ExitStack() as sending:
+
+        def start(total: int) -> None:
+            # Only now: Ctrl-C at the prompt or during the checks still quits at once.
+            sending.enter_context(_stop_on_signals(stop))
+            # The bar appears once sending starts, never over the confirmation prompt.
+            sending.enter_context(progress)
+            on_start(total)
+
         try:
             report = send_checked(
                 loaded, settings, force=force, limit=limit, confirm=confirm,
-                on_checks=print_forced, on_start=_started(progress, on_start),
-                on_result=on_result, stop=stop,
+                on_checks=print_forced, on_start=start, on_result=on_result, stop=stop,
             )  # fmt: skip
         except ChecksFailed as exc:
             print_findings(exc.report, minimum="error")
             raise
-        finally:
-            progress.__exit__(None, None, None)
     raise SystemExit(_report(report))
-
-
-def _started(progress: Any, on_start: Callable[[int], None]) -> Callable[[int], None]:
-    # The bar appears only once sending starts: never over the confirmation prompt.
-    def start(total: int) -> None:
-        progress.__enter__()
-        on_start(total)
-
-    return start
 
 
 @click.command()

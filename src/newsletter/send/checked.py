@@ -13,6 +13,8 @@ from ..checks import Report, gate
 from ..render import LoadedIssue
 from ..settings import Settings
 from . import SendReport, plan, send_issue
+from .modes import mode_for
+from .transport import TransportFactory
 
 __all__ = ["send_checked"]
 
@@ -28,6 +30,7 @@ def send_checked(
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[bool], None] | None = None,
     stop: threading.Event | None = None,
+    transport: TransportFactory | None = None,
 ) -> SendReport:
     """Refuse an invalid issue, run the checks (:class:`ChecksFailed` unless ``force``),
     let ``confirm`` see the count (it raises to abort), then send.
@@ -35,6 +38,9 @@ def send_checked(
     With nothing left to send, a rerun skips the checks and just says so.
     """
     loaded.require_valid()
+    # A relay that cannot be used (a sample secret, a password in clear) is said before
+    # the checks and the question, not after the user said yes.
+    mode_for(settings, transport).check(settings)
     count, _, _ = plan(loaded, settings)
     if limit is not None:
         count = min(count, limit)
@@ -45,5 +51,6 @@ def send_checked(
         if confirm:
             confirm(count)
     return send_issue(
-        loaded, settings, limit=limit, on_start=on_start, on_result=on_result, stop=stop
-    )
+        loaded, settings, limit=limit, on_start=on_start, on_result=on_result, stop=stop,
+        transport=transport,
+    )  # fmt: skip

@@ -31,7 +31,7 @@ from ..errors import NewsletterError
 from ..ledger import LedgerError, Record
 from ..render.message import MessageBuilder, Recipient
 from ..store import Store
-from .retry import Policy, Result, attempt
+from .retry import Policy, RelayFailing, Result, attempt
 from .transport import Envelope, Transport, TransportFactory
 
 __all__ = ["Delivery", "LedgerError", "Outcome", "deliver"]
@@ -212,7 +212,7 @@ class _Run:
         self.watch = _StatusWatch(run.store.path, self.stop)
         self.limiter = _RateLimit(run.rate)
         #: Consecutive messages deferred because of the relay: it is failing, not them.
-        self.streak = 0
+        self.failing = RelayFailing(run.connections)
 
     def go(self) -> Outcome:
         self.writer.start()
@@ -289,18 +289,14 @@ class _Run:
         with self.lock:
             if result.state == "sent":
                 self.outcome.sent += 1
-                self.streak = 0
             elif result.state == "failed":
                 self.outcome.failed += 1
                 self.outcome.failures.append((recipient.email, result.reply))
             else:
                 self.outcome.deferred += 1
-                # A recipient's own 4xx (greylisting, a full mailbox) says nothing about the
-                # next one; failures of the connection or relay in a row stop the run.
-                if result.concerns == "connection" and not self.run.stop.is_set():
-                    self.streak += 1
-                    if self.streak >= self.run.connections:
-                        self.stop(f"the relay keeps failing: {result.reply}")
+            # Failures while stopping come from the stop itself, not from the relay.
+            if self.failing.observe(result) and not self.run.stop.is_set():
+                self.stop(f"the relay keeps failing: {result.reply}")
 
     def _finish(self, workers: list[threading.Thread]) -> None:
         for _ in workers:

@@ -15,7 +15,7 @@ from typing import Literal
 from ..settings import SmtpSettings
 from .transport import Concerns, Envelope, PermanentFailure, TemporaryFailure, Transport
 
-__all__ = ["Policy", "Result", "attempt"]
+__all__ = ["Policy", "RelayFailing", "Result", "attempt"]
 
 
 @dataclass(frozen=True)
@@ -91,3 +91,22 @@ def attempt(
             return Result("sent", str(reply), tries)
     assert last is not None  # the first try always runs
     return Result("pending", str(last), tries, concerns=last.concerns)
+
+
+class RelayFailing:
+    """When to give up on the relay: ``limit`` results in a row that blame the connection.
+
+    A recipient's own reply (250, a 5xx, greylisting's 451 to RCPT) proves the relay works
+    and restarts the count, so a block of greylisted addresses never stops a run.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.streak = limit, 0
+
+    def observe(self, result: Result) -> bool:
+        """Count one finished message; True when the run should stop."""
+        if result.state != "pending" or result.concerns != "connection":
+            self.streak = 0
+            return False
+        self.streak += 1
+        return self.streak >= self.limit

@@ -123,8 +123,10 @@ def refusal(reply: Reply, stage: Stage, where: str) -> TransportError:
     """
     message = f"{where} answered {_LABELS[stage]} with {reply}"
     if 400 <= reply.code < 500:
+        # 421 closes the session whatever the stage: the relay is busy or throttling us.
+        about_recipient = stage == "rcpt" and reply.code != 421
         return TemporaryFailure(
-            message, reply, concerns="recipient" if stage == "rcpt" else "connection"
+            message, reply, concerns="recipient" if about_recipient else "connection"
         )
     if 500 <= reply.code < 600:
         if stage == "mail":
