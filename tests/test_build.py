@@ -99,8 +99,24 @@ def test_failure_while_writing_leaves_no_partial_file(
             raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full_on_third_file)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(InputError, match="No space"):
         build_issue(open_issue(issue_file, settings))
     monkeypatch.undo()
     # All four files are as they were (not two new, two old), and no temp file is left.
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_outputs_follow_the_umask(settings: Settings, project: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        build_issue(open_issue(project / "issues" / "2023-W25.toml", settings))
+    finally:
+        os.umask(old)
+    for path in (project / "out" / "2023-W25").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_unwritable_output_folder_is_one_line(settings: Settings, project: Path) -> None:
+    (project / "afile").write_text("x\n")
+    with pytest.raises(InputError, match=r"afile.*cannot write: Not a directory"):
+        build_issue(open_issue(project / "issues" / "2023-W25.toml", settings), project / "afile")

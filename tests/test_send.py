@@ -121,7 +121,7 @@ def test_each_message_is_personal_and_compliant(relay: Any, project: Path) -> No
             message["List-Unsubscribe"],
         )
         assert url, message["List-Unsubscribe"]
-        assert subscribers.verify_token(SECRET, url[2]) == tokens[address]
+        assert tokens.verify_token(SECRET, url[2]) == tokens[address]
         text, html = body(message, "plain"), body(message, "html")
         greeting = f"Hello {name}," if name else "Hello,"
         assert f"\n{greeting}\n" in text

@@ -226,9 +226,7 @@ def init_project(target: Path) -> list[Path]:
     paths = {target / name: data for name, data in files.items()}
     try:
         target.mkdir(parents=True, exist_ok=True)
-        write_atomic(paths)
-        # write_atomic creates files 0600 today; the secret must stay private if that changes.
-        os.chmod(target / SECRETS_FILE, 0o600)
+        write_atomic(paths, private={target / SECRETS_FILE})
     except OSError as exc:
         where = exc.filename or target
         raise InputError(f"{where}: cannot write: {exc.strerror or exc}") from None

@@ -6,10 +6,7 @@ their row stays as a suppression record. ``forget`` is the only real deletion.
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
-import hmac
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -21,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from .errors import InputError, NewsletterError
 from .store import Store, utcnow
+from .tokens import verify_token
 
 __all__ = [
     "STATUSES",
@@ -32,9 +30,7 @@ __all__ = [
     "import_csv",
     "iter_subscribers",
     "normalise_email",
-    "sign_token",
     "unsubscribe",
-    "verify_token",
 ]
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
@@ -92,23 +88,6 @@ def _clean_name(name: str) -> str:
 
 def _new_token_id() -> str:
     return secrets.token_urlsafe(12)
-
-
-def sign_token(secret: str, token_id: str) -> str:
-    """``<id>.<mac>``: the id names the subscriber, the HMAC proves we issued it."""
-    mac = hmac.new(secret.encode(), b"unsubscribe:" + token_id.encode(), hashlib.sha256)
-    return f"{token_id}.{base64.urlsafe_b64encode(mac.digest()[:18]).decode()}"
-
-
-def verify_token(secret: str, token: str) -> str | None:
-    """The token id if ``token`` was signed with ``secret``, else None."""
-    token = token.strip()
-    token_id = token.partition(".")[0]
-    if not token_id or not token.isascii():
-        return None
-    if not hmac.compare_digest(sign_token(secret, token_id), token):
-        return None
-    return token_id
 
 
 def _insert(db: sqlite3.Connection, address: str, name: str, source: str, now: str) -> None:

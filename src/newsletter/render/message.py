@@ -22,12 +22,13 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
+from functools import cached_property
 from pathlib import Path
 
 from ..errors import ConfigError, InputError
 from ..models import Issue
 from ..settings import Settings
-from ..subscribers import sign_token
+from ..tokens import sign_token
 from ..urls import unsubscribe_url
 from .theme import Links, Renderer
 
@@ -56,10 +57,18 @@ class Recipient:
     subscriber_id: int = 0
 
 
+#: What ends a header line somewhere: CR, LF and the Unicode line separators.
+_LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 def _refuse_line_breaks(**values: str) -> None:
+    """Defence in depth: whatever a header value's source, it never breaks the line."""
     for field, value in values.items():
-        if "\r" in value or "\n" in value:
-            raise InputError(f"the {field} contains a line break, which would inject a header")
+        if any(c in _LINE_BREAKS or (c < " " and c != "\t") for c in value):
+            raise InputError(
+                f"the {field} contains a line break or control character, "
+                "which would inject a header"
+            )
 
 
 def _qp(text: str) -> bytes:
@@ -174,7 +183,6 @@ class MessageBuilder:
         # Only the header block is wanted: the email package folds and encodes it.
         self._static_headers = head.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n"
         self.mailto = newsletter.unsubscribe_mailto
-        self._signer = _dkim_signer(settings)
 
     def preview(self) -> tuple[str, str]:
         """(html, text) as the list itself would get it: no name, the generic unsubscribe page.
@@ -192,7 +200,8 @@ class MessageBuilder:
         """The build's email.eml: the message addressed to the list itself."""
         the_list = Recipient(self.settings.newsletter.from_address, self.issue.newsletter)
         greeting = self.settings.newsletter.greeting_no_name
-        return self.message_bytes(the_list, message_id=msgid, greeting=greeting)
+        # Unsigned: a validly signed copy lying in out/ could be replayed as ours.
+        return self.message_bytes(the_list, message_id=msgid, greeting=greeting, sign=False)
 
     def message_id(self, recipient: Recipient) -> str:
         """Stable per issue and recipient, so a resend after a crash can be de-duplicated."""
@@ -215,6 +224,11 @@ class MessageBuilder:
             return newsletter.greeting.replace("{name}", recipient.name)
         return newsletter.greeting_no_name
 
+    @cached_property
+    def _signer(self) -> Callable[[bytes], bytes] | None:
+        # On first use: a build's preview is never signed, so it needs no key.
+        return _dkim_signer(self.settings)
+
     def wire(self, recipient: Recipient) -> bytes:
         """The message as it goes over SMTP: dot-stuffed (headers never start with ".")."""
         if self._signer is not None:
@@ -229,12 +243,14 @@ class MessageBuilder:
         stuffed: bool = False,
         message_id: str = "",
         greeting: str | None = None,
+        sign: bool = True,
     ) -> bytes:
         """The whole message for one recipient, CRLF line ends."""
         _refuse_line_breaks(name=recipient.name, address=recipient.email)
         token = self.token(recipient)
         greeting = self.greeting(recipient) if greeting is None else greeting
         url = unsubscribe_url(self.base_url, token or None)
+        _refuse_line_breaks(**{"unsubscribe URL": url})
         unsubscribe = f"<{url}>"
         if self.mailto and token:
             unsubscribe += f", <mailto:{self.mailto}?subject=unsubscribe%20{token}>"
@@ -272,7 +288,7 @@ class MessageBuilder:
                 b"\r\n--" + b + b"--\r\n",
             )
         )
-        if self._signer is not None:
+        if sign and self._signer is not None:
             message = self._signer(message)
         return message
 
