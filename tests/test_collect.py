@@ -433,6 +433,10 @@ def test_one_parser_per_source_type() -> None:
 
 def test_source_for_a_one_off_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=r"copied/desk-2023-06-23\.txt: no such file"):
+        source_for("copied/desk-2023-06-23.txt", "text")
+    (tmp_path / "copied").mkdir()
+    (tmp_path / "copied" / "desk-2023-06-23.txt").write_text("NATO\n", encoding="utf-8")
     text = source_for("copied/desk-2023-06-23.txt", "text")
     assert (text.name, text.type) == ("desk-2023-06-23", "text")
     assert text.location == str(tmp_path / "copied" / "desk-2023-06-23.txt")

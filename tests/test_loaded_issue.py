@@ -11,6 +11,7 @@ import pytest
 
 from newsletter import issuefile, load_settings, open_issue, render_issue
 from newsletter.cli import main
+from newsletter.render.message import MessageBuilder
 from newsletter.render.theme import Renderer
 from tests.conftest import ROOT
 
@@ -34,6 +35,13 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         counted["text"] += 1
         return render_text(self, *args, **kwargs)
 
+    builder_init = MessageBuilder.__init__
+
+    def counting_builder(self: MessageBuilder, *args: Any, **kwargs: Any) -> None:
+        counted["message builder"] += 1
+        builder_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(MessageBuilder, "__init__", counting_builder)
     # render/loaded.py imported `parse` by name: patch it where it is used.
     monkeypatch.setattr("newsletter.render.loaded.parse", counting_parse)
     monkeypatch.setattr(Renderer, "render_mjml", counting_mjml)
@@ -54,7 +62,9 @@ def test_send_yes_loads_once_and_renders_each_variant_once(
     assert code == 0
     assert (project / "out" / "2023-W25" / "email.html").is_file()
     assert len(list((project / "out" / "mail" / "new").iterdir())) == 20
-    assert calls == {"parse": 1, "email": 1, "browser version": 1, "text": 1}
+    assert calls == {
+        "parse": 1, "email": 1, "browser version": 1, "text": 1, "message builder": 1
+    }  # fmt: skip
 
 
 def test_weekly_loads_once_and_renders_each_variant_once(
@@ -63,7 +73,9 @@ def test_weekly_loads_once_and_renders_each_variant_once(
     config = str(project / "config.toml")
     assert main(["subscribers", "add", "ada@example.org", "--config", config]) == 0
     assert main(["weekly", "--week", "2023-W25", "--config", config]) == 0
-    assert calls == {"parse": 1, "email": 1, "browser version": 1, "text": 1}
+    assert calls == {
+        "parse": 1, "email": 1, "browser version": 1, "text": 1, "message builder": 1
+    }  # fmt: skip
 
 
 def test_check_and_build_share_one_render(project: Path, calls: Counter[str]) -> None:
@@ -76,7 +88,9 @@ def test_check_and_build_share_one_render(project: Path, calls: Counter[str]) ->
     report = check_issue(loaded, build=build)
     render_issue(loaded)
     assert report.exit_code == 0
-    assert calls == {"parse": 1, "email": 1, "browser version": 1, "text": 1}
+    assert calls == {
+        "parse": 1, "email": 1, "browser version": 1, "text": 1, "message builder": 1
+    }  # fmt: skip
 
 
 def test_an_invalid_issue_loads_with_every_refusal(settings: Any, project: Path) -> None:

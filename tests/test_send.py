@@ -25,6 +25,7 @@ from newsletter.send import LeaseHeld, send_issue
 from newsletter.send.memory import DROP as MEMORY_DROP, MemoryRelay
 from newsletter.settings import Settings
 from newsletter.store import Store
+from newsletter.tokens import verify_token
 from tests.conftest import SAMPLE_ISSUE
 from tests.smtp_servers import DROP, RecordingHandler, Server
 
@@ -121,7 +122,7 @@ def test_each_message_is_personal_and_compliant(relay: Any, project: Path) -> No
             message["List-Unsubscribe"],
         )
         assert url, message["List-Unsubscribe"]
-        assert tokens.verify_token(SECRET, url[2]) == tokens[address]
+        assert verify_token(SECRET, url[2]) == tokens[address]
         text, html = body(message, "plain"), body(message, "html")
         greeting = f"Hello {name}," if name else "Hello,"
         assert f"\n{greeting}\n" in text

@@ -176,8 +176,7 @@ def refuse_header_injection(store: Store) -> None:
 def unsubscribe(store: Store, secret: str, token_or_email: str) -> Subscriber:
     """Unsubscribe by signed token (web link, List-Unsubscribe) or by address (staff).
 
-    Idempotent: unsubscribing twice is not an error. The studio's one-click endpoint
-    calls this same function.
+    Idempotent: unsubscribing twice is not an error.
     """
     value = token_or_email.strip()
     if "@" in value:

@@ -1,7 +1,7 @@
 """The public URLs every message carries, each built in one place.
 
-The email, the build's preview, the checks and the public web app all use these, so a
-link written into a message always resolves on the server that serves it.
+The email, the build's preview and the checks all use these, so every link written into a
+message is spelt one way.
 """
 
 from __future__ import annotations

@@ -212,13 +212,16 @@ def run_checks(context: Context, *, network: bool = False) -> Report:
     return report
 
 
-#: How a refusal of the issue file is reported: the same rule `build` and `send` apply.
-_REFUSAL_FIX = "correct it in the issue file; `build` and `send` apply the same rules"
+#: How a refusal is fixed, by what was refused: `build` and `send` apply the same rules.
+_REFUSAL_FIXES = {
+    "issue-file": "correct the issue file (or its path); `build` and `send` apply the same rules",
+    "template": "correct the template; `build` and `send` render with the same templates",
+}
 
 
 def refusal_finding(error: InputError, check: str = "issue-file") -> Finding:
-    """A refusal of the issue file (or template) as an error finding at its place."""
-    return Finding(check, "error", error.what, error.where, "", _REFUSAL_FIX)
+    """A refusal of the issue file (or a template) as an error finding at its place."""
+    return Finding(check, "error", error.what, error.where, "", _REFUSAL_FIXES[check])
 
 
 def gate(loaded: LoadedIssue, *, force: bool = False) -> Report:

@@ -69,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     except NewsletterError as exc:
         error(str(exc))
         return exc.exit_code
+    except click.UsageError as exc:
+        # One line, like every other mistake: the usage block would bury it.
+        command = exc.ctx.command_path if exc.ctx else "newsletter"
+        error(f"{exc.format_message()} (see `{command} --help`)")
+        return 2
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130

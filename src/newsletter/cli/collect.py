@@ -42,10 +42,10 @@ def collect_command(only: str | None, settings: Settings) -> None:
         newsletter collect --source newsroom
     """
     from ..collect import collect
-    from ..errors import NewsletterError
+    from ..errors import ConfigError
 
     if not settings.sources:
-        raise NewsletterError("no [[sources]] in the config; see the README, or use `import`")
+        raise ConfigError("no [[sources]] in the config; see the README, or use `import`")
     report = collect(settings, only, on_source=_source_line)
     raise SystemExit(1 if report.failed else 0)
 

@@ -30,4 +30,4 @@ def init(directory: Path) -> None:
     echo(f"Started a newsletter project in {display(directory)}:")
     for path in written:
         echo(f"  {display(path)}")
-    echo("Next: newsletter build issues/2023-W25.toml (see README.md)")
+    echo(f"Next: cd {display(directory)} && newsletter build issues/2023-W25.toml")

@@ -115,7 +115,7 @@ def subscribers_remove(email: str, forget: bool, settings: Settings) -> None:
         newsletter subscribers remove ada@example.org
     """
     from .. import ledger, subscribers
-    from ..errors import NewsletterError
+    from ..errors import InputError
     from ..store import Store
 
     secret = settings.security.secret.get_secret_value()
@@ -124,9 +124,9 @@ def subscribers_remove(email: str, forget: bool, settings: Settings) -> None:
             try:
                 existed = ledger.forget(store, email)
             except ValueError as exc:
-                raise NewsletterError(str(exc)) from None
+                raise InputError(str(exc), email) from None
             if not existed:
-                raise NewsletterError(f"{email}: no such subscriber")
+                raise InputError("no such subscriber", email)
             echo(f"Forgot {email}")
             return
         found = subscribers.unsubscribe(store, secret, email)

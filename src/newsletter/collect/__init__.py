@@ -168,6 +168,8 @@ def source_for(
     if pairs and kind != "page":
         raise InputError(f"selectors: only --type page uses them, not --type {kind}")
     remote = "://" in location
+    if not remote and not Path(location).is_file():
+        raise InputError("no such file (give a path to a file, or an http(s) URL)", location)
     default = urlsplit(location).netloc if remote else Path(location).stem
     try:
         return SourceSettings(

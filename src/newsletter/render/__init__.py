@@ -54,12 +54,12 @@ class Build:
         }
 
 
-def _now() -> dt.datetime:
+def _pinned_now() -> dt.datetime | None:
     # SOURCE_DATE_EPOCH pins the Date header for reproducible builds.
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch and epoch.isdigit():
         return dt.datetime.fromtimestamp(int(epoch), dt.UTC)
-    return dt.datetime.now(dt.UTC)
+    return None
 
 
 def render_issue(
@@ -72,7 +72,7 @@ def render_issue(
     """
     renderer = loaded.renderer
     before = dict(renderer.timings)
-    builder = loaded.message_builder(now=now or _now())
+    builder = loaded.message_builder(now=now or _pinned_now())
     html, text = builder.preview()
     archive = loaded.archive_html
     start = time.perf_counter()

@@ -42,6 +42,7 @@ class LoadedIssue:
         #: reports each as an error.
         self.refusals = parsed.refusals
         self._issue = parsed.issue
+        self._builders: dict[bool, MessageBuilder] = {}
 
     @property
     def valid(self) -> bool:
@@ -82,8 +83,18 @@ class LoadedIssue:
     def message_builder(
         self, *, test: bool = False, now: dt.datetime | None = None
     ) -> MessageBuilder:
-        """The message builder for this issue (real sends, test copies, the preview)."""
-        return MessageBuilder(self.issue, self.settings, self.rendered, test=test, now=now)
+        """The message builder for this issue (real sends, test copies, the preview).
+
+        One per kind for the command's life (unless ``now`` pins the Date): building one
+        encodes the whole message once, and checks, build and send all ask for it.
+        """
+        if now is not None:
+            return MessageBuilder(self.issue, self.settings, self.rendered, test=test, now=now)
+        if test not in self._builders:
+            self._builders[test] = MessageBuilder(
+                self.issue, self.settings, self.rendered, test=test
+            )
+        return self._builders[test]
 
     def new_message_id(self) -> str:
         return message_id(self.settings.newsletter.from_address)

@@ -97,12 +97,11 @@ class Links:
     unsubscribe: str
 
     @classmethod
-    def for_issue(cls, settings: Settings, week: str, token: str | None = None) -> Links:
+    def for_issue(cls, settings: Settings, week: str) -> Links:
+        """The links as the browser version and the list's own copy carry them."""
         base = settings.newsletter.base_url
         return cls(
-            home=home_url(base),
-            archive=browser_url(base, week),
-            unsubscribe=unsubscribe_url(base, token),
+            home=home_url(base), archive=browser_url(base, week), unsubscribe=unsubscribe_url(base)
         )
 
 

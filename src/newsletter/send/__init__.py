@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import ledger, library, subscribers
-from ..errors import NewsletterError
+from ..errors import InputError, NewsletterError
 from ..files import write_atomic
 from ..render import LoadedIssue, build_issue
 from ..render.message import Recipient
@@ -220,7 +220,7 @@ def send_test(
     try:
         recipients = [Recipient(normalise_email(a)) for a in addresses]
     except ValueError as exc:
-        raise NewsletterError(f"--test: {exc}") from None
+        raise InputError(f"{exc}", "--test") from None
     report = SendReport(issue=issue.week, mode=mode.name, started=utcnow())
     builder = loaded.message_builder(test=True)
     sender = settings.newsletter.from_address

@@ -5,7 +5,7 @@ Replies are scripted per stage, as SMTP reply lines; they fail exactly as the sa
 from a real server would (see :func:`~newsletter.send.transport.refusal`)::
 
     relay = MemoryRelay(rcpt={"ada@example.org": ["451 4.7.1 greylisted"]})  # then 250
-    send_issue(path, settings, transport=relay.transport)
+    send_issue(open_issue(path, settings), settings, transport=relay.transport)
     relay.accepted          # the envelopes it took, in order
 
 A script is either a mapping from address to the replies for its successive attempts
