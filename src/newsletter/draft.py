@@ -18,6 +18,7 @@ from .errors import InputError
 from .files import write_atomic
 from .models import PREHEADER_MAX, week_range
 from .normalise import clip
+from .pause import checkpoint
 from .settings import DraftSection, Settings
 from .store import Store
 
@@ -168,5 +169,7 @@ def draft_issue(settings: Settings, week: str) -> Draft:
     )  # fmt: skip
     if draft.path.exists():
         draft.path, draft.beside = draft.path.with_suffix(".new.toml"), True
-    write_atomic({draft.path: render_draft(draft, number).encode()})
+    text = render_draft(draft, number)
+    checkpoint("draft")
+    write_atomic({draft.path: text.encode()})
     return draft

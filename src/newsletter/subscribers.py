@@ -17,6 +17,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import InputError, NewsletterError
+from .pause import checkpoint
 from .store import Store, utcnow
 from .tokens import verify_token
 
@@ -277,6 +278,7 @@ def import_csv(store: Store, path: Path, source: str | None = None) -> ImportRep
     report = ImportReport()
     rows = _read_rows(path, report)
     now, source = utcnow(), source or f"import:{path.name}"
+    checkpoint("import")
     with store.transaction() as db:
         for line, address, name in rows:
             existing = db.execute(

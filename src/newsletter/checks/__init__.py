@@ -22,6 +22,7 @@ import lxml.html
 from ..errors import ConfigError, InputError, NewsletterError
 from ..issuefile import item_location
 from ..models import Issue, Item
+from ..pause import checkpoint
 from ..render import Build, LoadedIssue, render_issue
 from ..render.message import Recipient
 from ..settings import Severity
@@ -251,6 +252,7 @@ def check_issue(
         build = build or render_issue(loaded)
     except InputError as exc:
         return Report(issue=issue.week, findings=[*refusals, refusal_finding(exc, "template")])
+    checkpoint("check")
     report = run_checks(Context(loaded, build), network=network)
     report.findings[:0] = refusals
     report.findings.sort(key=lambda f: _ORDER[f.severity])

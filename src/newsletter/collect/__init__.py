@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from .. import library
 from ..errors import ConfigError, InputError, NewsletterError
 from ..normalise import is_web_url
+from ..pause import checkpoint
 from ..settings import Settings, SourceSettings
 from ..store import Store, utcnow
 from .base import Candidate, Parsed
@@ -218,6 +219,7 @@ def add_candidates(
     """Store parsed items in one transaction: all of a source's items, or none."""
     report = report or SourceReport(source.name)
     now, days = utcnow(), settings.collect.same_title_days
+    checkpoint("collect")
     with store.transaction() as db:
         for rank, candidate in enumerate(candidates):
             item = _new_item(candidate, source, settings, rank)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..files import write_atomic
 from ..models import Issue
+from ..pause import checkpoint
 from .loaded import LoadedIssue, issue_from_text, open_issue
 from .theme import Renderer
 
@@ -100,6 +101,7 @@ def build_issue(
     target = loaded.out_dir(out_dir)
     start = time.perf_counter()
     files = {target / name: data for name, data in build.outputs().items()}
+    checkpoint("build")
     write_atomic(files)
     build.files = {path.name: path for path in files}
     build.timings["write"] = time.perf_counter() - start

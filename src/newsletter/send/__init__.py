@@ -21,6 +21,7 @@ from pathlib import Path
 from .. import ledger, library, subscribers
 from ..errors import InputError, NewsletterError
 from ..files import write_atomic
+from ..pause import checkpoint
 from ..render import LoadedIssue, build_issue
 from ..render.message import Recipient
 from ..settings import Settings
@@ -166,6 +167,7 @@ def send_issue(
         report.recipients = min(pending, limit) if limit is not None else pending
         if on_start:
             on_start(report.recipients)
+        checkpoint("send")
         outcome = Outcome()
         if report.recipients:
             builder = loaded.message_builder()
