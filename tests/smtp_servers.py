@@ -20,6 +20,7 @@ the parameters that use them::
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import socket
 import ssl
@@ -38,9 +39,11 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 __all__ = [
     "DROP",
     "DropDuringDataServer",
+    "EchoAuthHandler",
     "Received",
     "RecordingHandler",
     "Server",
+    "StallingServer",
     "fixture_server_tls",
     "fixture_smtp_ca",
     "fixture_smtp_ca_file",
@@ -179,6 +182,112 @@ class RecordingHandler:
             self._messages.append(Received(str(envelope.mail_from), rcpts, content))
             number = len(self._messages)
         return f"250 2.0.0 OK queued as {number}"
+
+
+class EchoAuthHandler(RecordingHandler):
+    """Refuses every login with a 535 that echoes what the client sent, as some relays do.
+
+    ``mechanism`` ("PLAIN" or "LOGIN") is the only one advertised. LOGIN asks for the
+    password in a continuation and echoes the user name and password lines both.
+    """
+
+    def __init__(self, mechanism: str) -> None:
+        super().__init__()
+        self.mechanism = mechanism
+        #: What the client sent, base64 as on the wire.
+        self.received: list[str] = []
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        responses = await super().handle_EHLO(server, session, envelope, hostname, responses)
+        return [f"250-AUTH {self.mechanism}" if "AUTH" in r else r for r in responses]
+
+    async def handle_AUTH(
+        self, server: SMTP, session: Session, envelope: Envelope, args: list[str]
+    ) -> str:
+        sent = args[1:]
+        if args[0].upper() == "LOGIN":
+            if not sent:
+                user = _blob(await server.challenge_auth("Username:"))
+                sent.append(base64.b64encode(user.encode()).decode())
+            password = _blob(await server.challenge_auth("Password:"))
+            # The continuation both as it came (base64) and decoded.
+            sent += [base64.b64encode(password.encode()).decode(), password]
+        self.received.extend(sent)
+        return f"535 5.7.8 authentication failed for {' '.join(sent)}"
+
+
+def _blob(response: Any) -> str:
+    return response.decode() if isinstance(response, bytes) else ""
+
+
+class StallingServer:
+    """A bare socket server that takes the envelope and then stalls DATA.
+
+    ``mode="trickle"``: it reads the whole message, then sends its 250 reply one byte every
+    ``interval`` seconds, so that no single read ever waits long. ``mode="stall"``: it stops
+    reading in the middle of the message and never answers. Use it as a context manager.
+    """
+
+    def __init__(self, mode: str = "trickle", interval: float = 0.1) -> None:
+        self.mode, self.interval = mode, interval
+        self._listener = socket.create_server((HOST, 0))
+        self._listener.settimeout(0.05)
+        self.host = HOST
+        self.port: int = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> StallingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(10)
+                self._session(conn)
+
+    def _session(self, conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
+        with reader:
+            conn.sendall(b"220 stall.test ESMTP\r\n")
+            for line in reader:
+                verb = line[:4].upper()
+                if verb == b"DATA":
+                    conn.sendall(b"354 go ahead\r\n")
+                    break
+                if verb == b"QUIT":
+                    return
+                conn.sendall(b"250 ok\r\n")
+            else:
+                return
+            if self.mode == "stall":
+                reader.read(100)
+                self._stop.wait()  # never reads on, never answers
+                return
+            for line in reader:
+                if line == b".\r\n":
+                    break
+            for byte in b"250 2.0.0 accepted at last, one byte at a time\r\n":
+                if self._stop.wait(self.interval):
+                    return
+                conn.sendall(bytes([byte]))
 
 
 class Server(NamedTuple):

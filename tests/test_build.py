@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from newsletter import Build, InputError, Settings, build_issue, open_issue
+from newsletter.render import LoadedIssue
 from tests.conftest import PINNED_MSGID, PINNED_NOW, SAMPLE_ISSUE
 
 
@@ -120,3 +121,139 @@ def test_unwritable_output_folder_is_one_line(settings: Settings, project: Path)
     (project / "afile").write_text("x\n")
     with pytest.raises(InputError, match=r"afile.*cannot write: Not a directory"):
         build_issue(open_issue(project / "issues" / "2023-W25.toml", settings), project / "afile")
+
+
+# -- headers: folding and injection (issue 11, items 4 and 7) -----------------------------------
+
+
+def _builder(settings: Settings, **newsletter: object) -> LoadedIssue:
+    # model_construct: what validation would refuse at config load, the builder must too.
+    values = {**settings.newsletter.model_dump(), **newsletter}
+    changed = settings.newsletter.model_construct(**values)
+    return open_issue(SAMPLE_ISSUE, settings.model_copy(update={"newsletter": changed}))
+
+
+def _header_lines(message: bytes) -> list[bytes]:
+    return message.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "address"),
+    [
+        ("A" * 990, "ada@example.org"),
+        ("\u00e9" * 400, "ada@example.org"),
+        ("Zofia Nowak-\u017b\u00f3\u0142\u0107 " * 12, "zofia@example.org"),
+        ("Ada Lovelace", "a" * 64 + "@" + "analytical-engine." * 6 + "example.org"),
+        ("", "b" * 64 + "@example.org"),
+    ],
+    ids=["990-ascii", "400-e-acute", "many-words", "long-address", "no-name"],
+)
+def test_every_header_is_folded(settings: Settings, name: str, address: str) -> None:
+    from email.header import decode_header, make_header
+
+    from newsletter.render.message import Recipient
+
+    loaded = _builder(settings, unsubscribe_mailto="unsubscribe-requests@example.org")
+    builder = loaded.message_builder()
+    message = builder.message_bytes(Recipient(address, name, "token-id", 7))
+    lines = _header_lines(message)
+    for line in lines:
+        assert len(line) <= 998, line[:80]
+        if len(line) > 78:
+            # Only a single word too long for any line (a URL, an address) may pass 78.
+            body = line.split(b":", 1)[1] if not line[:1].isspace() else line
+            assert len(body.split()) == 1, line
+    parsed = email.message_from_bytes(message, policy=default)
+    to = str(parsed["To"].addresses[0].addr_spec)
+    assert to == address
+    raw_to = next(v for k, v in email.message_from_bytes(message).items() if k == "To")
+    assert str(make_header(decode_header(raw_to))) == (f"{name} <{address}>" if name else address)
+    unsubscribe = " ".join(parsed["List-Unsubscribe"].split())
+    assert unsubscribe.startswith("<https://newsletter.example.org/unsubscribe?token=")
+    assert ", <mailto:unsubscribe-requests@example.org?subject=unsubscribe%20" in unsubscribe
+    # The mailto form (110+ characters with the URL) is folded between its two parts.
+    assert any(line.startswith(b" <mailto:") for line in lines)
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["base_url", "unsubscribe_mailto", "from_address", "reply_to"],
+)
+@pytest.mark.parametrize("separator", ["\r\n", "\r", "\u2028", "\u0085"])
+def test_the_builder_refuses_an_injected_header_in_any_setting(
+    settings: Settings, field: str, separator: str
+) -> None:
+    from newsletter.render.message import Recipient
+
+    value = {
+        "base_url": "https://newsletter.example.org/",
+        "unsubscribe_mailto": "unsubscribe@example.org",
+        "from_address": "newsletter@example.org",
+        "reply_to": "press@example.org",
+    }[field]
+    loaded = _builder(settings, **{field: value + separator + "Bcc: eve@example.net"})
+    with pytest.raises(InputError, match="line break or control character"):
+        builder = loaded.message_builder()
+        builder.message_bytes(Recipient("ada@example.org", "Ada", "token-id", 7))
+
+
+@pytest.mark.parametrize(
+    ("recipient", "message_id"),
+    [
+        (("ada@example.org", "Ada\u2028Bcc: eve@example.net"), ""),
+        (("ada@example.org\r\nBcc: eve@example.net", "Ada"), ""),
+        (("ada@example.org", "Ada"), "<x@example.org>\r\nBcc: eve@example.net"),
+    ],
+    ids=["name", "address", "message-id"],
+)
+def test_the_builder_refuses_an_injected_header_in_any_value(
+    settings: Settings, recipient: tuple[str, str], message_id: str
+) -> None:
+    from newsletter.render.message import Recipient
+
+    builder = open_issue(SAMPLE_ISSUE, settings).message_builder()
+    with pytest.raises(InputError, match="line break or control character"):
+        builder.message_bytes(Recipient(*recipient, "token-id", 7), message_id=message_id)
+
+
+# -- output folders that cannot be used (issue 11, item 8) -------------------------------------
+
+
+def _one_line_exit_2(*args: str, cwd: Path) -> str:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", *args], cwd=cwd, capture_output=True, text=True
+    )
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_output_dir_that_is_a_file_is_one_line(project: Path) -> None:
+    (project / "out").write_text("not a folder\n")
+    line = _one_line_exit_2("build", "issues/2023-W25.toml", cwd=project)
+    assert "out/2023-W25" in line and "Not a directory" in line
+    (project / "afile").write_text("x\n")
+    line = _one_line_exit_2("build", "issues/2023-W25.toml", "--out", "afile", cwd=project)
+    assert line.startswith("error: afile/2023-W25: cannot write")
+    line = _one_line_exit_2("build", "issues/2023-W25.toml", "--out", "/proc/x", cwd=project)
+    assert line.startswith("error: /proc/x")
+
+
+def test_check_writable_refuses_before_any_work(tmp_path: Path) -> None:
+    from newsletter.files import check_writable
+
+    (tmp_path / "afile").write_text("x\n")
+    with pytest.raises(InputError, match=r"^\[paths\] output_dir .*afile is a file, not a folder"):
+        check_writable(tmp_path / "afile" / "2023-W25", what="[paths] output_dir")
+    (tmp_path / "out" / "send-report.json").mkdir(parents=True)
+    with pytest.raises(InputError, match=r"send-report\.json is a folder; it must be a file"):
+        check_writable(tmp_path / "out", "send-report.json")
+    with pytest.raises(InputError, match="cannot write there"):
+        check_writable(Path("/proc/x"))
+    check_writable(tmp_path / "new" / "folder", "send-report.json")
+    assert list((tmp_path / "new" / "folder").iterdir()) == []

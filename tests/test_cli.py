@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 
 from newsletter.cli import cli
 from tests.conftest import ROOT
@@ -146,3 +147,73 @@ def test_cli_status_choices_match_the_library() -> None:
     from newsletter.cli.subscribers import STATUSES
 
     assert STATUSES == subscribers.STATUSES
+
+
+# -- issue 11: one line and exit 2 (items 6, 8 and 13) -----------------------------------------
+
+
+def test_csv_with_an_unbalanced_quote_imports_nothing(project: Path) -> None:
+    rows = "".join(f"user{i}@example.net,User {i}\n" for i in range(300))
+    (project / "list.csv").write_text(f'email,name\nbad@example.net,"Broken quote\n{rows}')
+    assert_one_line_error(
+        run("subscribers", "import", "list.csv", cwd=project), "list.csv:2: ", "never closed"
+    )
+    assert run("subscribers", "list", cwd=project).stdout == ""
+
+
+def test_unicode_line_separator_in_subject_or_name_is_one_line(project: Path) -> None:
+    issue = project / "issues" / "2023-W25.toml"
+    text = issue.read_text()
+    issue.write_text(text.replace('subject = "', 'subject = "Montenegro\\u2028', 1))
+    assert_one_line_error(
+        run("build", "issues/2023-W25.toml", cwd=project),
+        "issues/2023-W25.toml:",
+        "subject",
+        "U+2028",
+    )
+    issue.write_text(text)
+    config = project / "config.toml"
+    config.write_text(
+        config.read_text().replace('name = "NATO Newsroom Weekly"', 'name = "NATO\\u0085Weekly"')
+    )
+    assert_one_line_error(
+        run("build", "issues/2023-W25.toml", cwd=project), "[newsletter] name", "U+0085"
+    )
+
+
+def test_impossible_week_is_refused_before_the_store_is_opened(project: Path) -> None:
+    for command in ("draft", "items", "weekly"):
+        for week in ("2023-W99", "2023-W25 ", "2023-W0"):
+            assert_one_line_error(
+                run(command, "--week", week, cwd=project), "--week: not an ISO week"
+            )
+    assert not (project / "newsletter.db").exists()
+
+
+def test_weekly_refuses_an_unusable_output_folder_before_sending(project: Path) -> None:
+    (project / "list.csv").write_text("email\nada@example.org\ngrace@example.org\n")
+    assert run("subscribers", "import", "list.csv", cwd=project).returncode == 0
+    (project / "out" / "2023-W25" / "send-report.json").mkdir(parents=True)
+    assert_one_line_error(
+        run("weekly", "--week", "2023-W25", cwd=project),
+        "[paths] output_dir",
+        "send-report.json is a folder",
+    )
+    assert not list((project / "out" / "mail").glob("*/*"))
+
+
+def test_store_secrets_and_outputs_are_ignored_by_git() -> None:
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = [
+        "newsletter.db",
+        "newsletter.db-wal",
+        "newsletter.db-shm",
+        "secrets.toml",
+        "out/2023-W25/email.html",
+        "test-output/screenshots/a.png",
+    ]
+    result = subprocess.run(
+        ["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.stdout.split() == paths

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -156,7 +158,7 @@ def base() -> Iterator[str]:
 
 def test_fetch_conditional_get_limits_and_user_agent(base: str, settings: Settings) -> None:
     collect_settings = settings.collect.model_copy(
-        update={"max_bytes": 1_000_000, "max_redirects": 3}
+        update={"max_bytes": 1_000_000, "max_redirects": 3, "allow_private": True}
     )
     first = fetch(f"{base}/feed", collect_settings)
     assert first.content == b"<rss>...</rss>" and first.etag == '"v1"'
@@ -182,7 +184,9 @@ def test_a_failing_source_does_not_stop_the_others(
     limited = settings.model_copy(
         update={
             "sources": sources,
-            "collect": settings.collect.model_copy(update={"max_bytes": 1000}),
+            "collect": settings.collect.model_copy(
+                update={"max_bytes": 1000, "allow_private": True}
+            ),
         }
     )
     report = collect(limited)
@@ -416,6 +420,9 @@ def test_conditional_get_state_is_kept_only_after_a_successful_import(
     from newsletter.collect import collect_source
 
     source = SourceSettings(name="etag", type="feed", location=f"{base}/feed")
+    settings = settings.model_copy(
+        update={"collect": settings.collect.model_copy(update={"allow_private": True})}
+    )
     with Store(settings.store_path) as store:
         first = collect_source(source, settings, store)
         # "<rss>...</rss>" has no entries: nothing stored, so no validators remembered.
@@ -468,3 +475,269 @@ def test_source_for_refuses_bad_input_in_one_line(
     assert message in str(caught.value) and "\n" not in str(caught.value)
     with pytest.raises(InputError, match="location is empty"):
         source_for(" ", "feed")
+
+
+# --- Issue 11: SSRF, deadlines, bad dates, any exception, control characters, exit codes -----
+
+
+def test_collect_refuses_internal_addresses_and_every_redirect(
+    base: str, settings: Settings, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without [collect] allow_private, loopback and private targets are refused before any
+    connection, for the first request and for a redirect; the other sources still run."""
+    from tests.local_http import fake_network
+
+    port = int(base.rsplit(":", 1)[1])
+    net = fake_network(
+        monkeypatch, names={"news.example.test": ["93.184.216.34"]}, routes={"93.184.216.34": port}
+    )
+    (project / "good.txt").write_text("A headline for the test\n\nA summary on 20 June 2023.\n")
+    sources = [
+        SourceSettings(name="loopback", type="feed", location=f"{base}/feed"),
+        SourceSettings(name="decimal", type="feed", location="http://2130706433/feed"),
+        SourceSettings(name="mapped", type="feed", location=f"http://[::ffff:127.0.0.1]:{port}/"),
+        SourceSettings(name="redirect", type="feed", location="http://news.example.test/loop"),
+        SourceSettings(name="good", type="text", location="good.txt"),
+    ]
+    before = len(Server.seen)
+    report = collect(settings.model_copy(update={"sources": sources}))
+    errors = [s.error for s in report.sources]
+    hint = "; set [collect] allow_private = true to allow it"
+    assert errors[0] == f"{base}/feed: refused: 127.0.0.1 is a loopback address{hint}"
+    assert errors[1] == f"http://2130706433/feed: refused: 127.0.0.1 is a loopback address{hint}"
+    assert errors[2].endswith(f"refused: ::ffff:7f00:1 is a loopback address{hint}")
+    # The public name's server redirects to /loop on itself: a name, so it is followed
+    # (checked again) until the limit; then a redirect to loopback is refused.
+    assert "more than 5 redirects" in errors[3]
+    assert errors[4] == "" and report.sources[4].new == 1
+    assert len(Server.seen) == before + 6  # only the public name's requests went out
+    assert {c[0] for c in net.connects} == {"93.184.216.34"}
+
+
+def test_fetch_refuses_a_redirect_into_loopback(
+    base: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter.netguard import Refused
+    from tests.local_http import fake_network
+
+    class Redirector(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", f"{base}/feed")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with serve(Redirector) as redirector:
+        port = int(redirector.rsplit(":", 1)[1])
+        fake_network(
+            monkeypatch, names={"feeds.example.test": ["93.184.216.34"]},
+            routes={"93.184.216.34": port},
+        )  # fmt: skip
+        before = len(Server.seen)
+        with pytest.raises(FetchError) as refused:
+            fetch("http://feeds.example.test/rss", settings.collect)
+    assert str(refused.value) == (
+        f"http://feeds.example.test/rss: redirected to {base}/feed: refused: 127.0.0.1 is a "
+        "loopback address; set [collect] allow_private = true to allow it"
+    )
+    assert len(Server.seen) == before
+    assert Refused.__mro__[1].__name__ == "NetError"
+
+
+class Trickle(BaseHTTPRequestHandler):
+    """A 200 whose 12-byte body comes one byte every 0.25 s (3 s in all)."""
+
+    protocol_version = "HTTP/1.1"
+    #: True if the whole body went out, False if the client hung up first.
+    finished: ClassVar[list[bool]] = []
+    done = threading.Event()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "12")
+        self.end_headers()
+        try:
+            for _ in range(12):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.25)
+            self.finished.append(True)
+        except OSError:
+            self.finished.append(False)
+        finally:
+            self.done.set()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_timeout_is_a_total_deadline_per_request(settings: Settings) -> None:
+    """[collect] timeout = 1: a server trickling a byte every 0.25 s no longer keeps the
+    request alive; it ends with one line, and the server sees the client hang up."""
+    one_second = settings.collect.model_copy(update={"timeout": 1.0, "allow_private": True})
+    with serve(Trickle) as trickle, pytest.raises(FetchError) as timed_out:
+        fetch(f"{trickle}/feed", one_second)
+    assert str(timed_out.value) == f"{trickle}/feed: timed out after 1 s"
+    # The server's handler ends once a write fails (or after 3 s): it must have failed.
+    assert Trickle.done.wait(30)
+    assert Trickle.finished == [False]
+
+
+BAD_DATE_RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+<link>https://n.example.org/</link>
+<item><title>From the far future</title><link>https://n.example.org/far</link>
+<pubDate>Fri, 31 Dec 9999 23:59:59 -1200</pubDate></item>
+<item><title>On time</title><link>https://n.example.org/now</link>
+<pubDate>Fri, 23 Jun 2023 10:00:00 +0200</pubDate></item>
+</channel></rss>"""
+
+
+def test_an_out_of_range_date_keeps_the_entry_undated_and_the_rest_collected(
+    settings: Settings, project: Path
+) -> None:
+    (project / "far.xml").write_bytes(BAD_DATE_RSS)
+    (project / "good.txt").write_text("A headline for the test\n\nA summary on 20 June 2023.\n")
+    sources = [
+        SourceSettings(name="far", type="feed", location="far.xml"),
+        SourceSettings(name="good", type="text", location="good.txt"),
+    ]
+    report = collect(settings.model_copy(update={"sources": sources}))
+    far, good = report.sources
+    assert (far.error, far.new, good.error, good.new) == ("", 2, "", 1)
+    assert far.problems == [
+        "entry 1 ('From the far future'): date 'Fri, 31 Dec 9999 23:59:59 -1200' is out of "
+        "range: kept undated"
+    ]
+    dates = {r["title"]: r["published"] for r in rows(settings, source="far")}
+    assert dates["On time"] == "2023-06-23" and dates["From the far future"] != "9999-12-31"
+
+
+def test_any_exception_in_a_source_is_that_source_s_failure(
+    settings: Settings, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter import collect as collect_module
+
+    def broken(source: SourceSettings, content: bytes, url: str) -> object:
+        raise KeyError("parser bug\nacross lines")
+
+    monkeypatch.setitem(collect_module.PARSERS, "page", broken)
+    (project / "page.html").write_text("<p>x</p>")
+    (project / "good.txt").write_text("A headline for the test\n\nA summary on 20 June 2023.\n")
+    sources = [
+        SourceSettings(name="page", type="page", location="page.html", selectors={"item": "p"}),
+        SourceSettings(name="good", type="text", location="good.txt"),
+    ]
+    report = collect(settings.model_copy(update={"sources": sources}))
+    assert report.sources[0].error == "page.html: could not be read ('parser bug\\nacross lines')"
+    assert report.sources[1].new == 1
+
+
+def test_a_json_feed_nested_100000_deep_fails_in_one_line(
+    settings: Settings, project: Path
+) -> None:
+    deep = b'{"version": "https://jsonfeed.org/version/1.1", "items": [' + b"[" * 100_000
+    (project / "deep.json").write_bytes(deep + b"]" * 100_000 + b"]}")
+    (project / "good.txt").write_text("A headline for the test\n\nA summary on 20 June 2023.\n")
+    sources = [
+        SourceSettings(name="deep", type="feed", location="deep.json"),
+        SourceSettings(name="good", type="text", location="good.txt"),
+    ]
+    report = collect(settings.model_copy(update={"sources": sources}))
+    assert report.sources[0].error == (
+        "deep.json: the JSON is nested too deeply to read: nothing imported"
+    )
+    assert report.sources[1].new == 1
+
+
+CONTROL_FEED = json.dumps(
+    {
+        "version": "https://jsonfeed.org/version/1.1",
+        "items": [
+            {
+                "title": "Budget\u007f vote\u2028passes\u0000 \u0085today\u009b",
+                "url": "https://n.example.org/budget\u007f",
+                "date_published": "2023-06-21T10:00:00+00:00",
+                "content_text": "First line\u2029second\u0007 line\r\nthird",
+                "authors": [{"name": "A.\u001b[31m Writer"}],
+                "image": "https://n.example.org/b.jpg",
+            }
+        ],
+    }
+).encode()
+
+
+def test_control_characters_never_reach_the_library_and_draft_writes_valid_toml(
+    settings: Settings, project: Path
+) -> None:
+    import tomllib
+
+    (project / "control.json").write_bytes(CONTROL_FEED)
+    sources = [SourceSettings(name="control", type="feed", location="control.json")]
+    report = collect(settings.model_copy(update={"sources": sources}))
+    assert report.sources[0].new == 1, report.sources[0].error
+    [row] = rows(settings, source="control")
+    assert row["title"] == "Budget vote passes today"
+    assert row["author"] == "A.[31m Writer"
+    assert row["url"] == "https://n.example.org/budget%7F"
+    for value in row.values():
+        if isinstance(value, str):
+            assert not any((ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F
+                           or c in "\u2028\u2029" for c in value), value  # fmt: skip
+    draft = draft_issue(settings, "2023-W25")
+    issue = tomllib.loads(draft.path.read_text(encoding="utf-8"))
+    assert issue["subject"] == "Budget vote passes today"
+
+
+def test_draft_checks_its_toml_before_writing(
+    settings: Settings, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter import draft as draft_module
+
+    week_items(settings)
+    monkeypatch.setattr(draft_module, "render_draft", lambda draft, number: 'title = "\x7f"\n')
+    (project / "issues" / "2023-W25.toml").unlink()
+    with pytest.raises(InputError) as refused:
+        draft_issue(settings, "2023-W25")
+    message = str(refused.value)
+    assert "2023-W25.toml: the proposed issue is not valid TOML (" in message
+    assert message.endswith("); nothing written") and "\n" not in message
+    assert not (project / "issues" / "2023-W25.toml").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "kind", "extra", "code", "message"),
+    [
+        ("garbage.bin", bytes(range(256)) * 4, "feed", [], 1, "binary data, not a feed"),
+        ("truncated.json", b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"ti',
+         "feed", [], 1, "not valid JSON"),
+        ("people.csv", b"email,name\na@example.org,Ann\nb@example.org,Bob\n", "feed", [], 1,
+         "not a recognisable feed"),
+        ("page.html", b"<ul><li>x</li></ul>", "page", [], 2, "a page source needs selectors.item"),
+    ],
+)  # fmt: skip
+def test_import_of_unreadable_input_exits_non_zero_in_one_line(
+    project: Path, name: str, content: bytes, kind: str, extra: list[str], code: int, message: str
+) -> None:
+    (project / name).write_bytes(content)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "import", name, "--type", kind, *extra],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_source_for_refuses_an_unknown_selector_key() -> None:
+    with pytest.raises(InputError) as refused:
+        source_for("https://n.example.org/press/", "page", selectors=["item=li", "titel=h1"])
+    assert str(refused.value) == (
+        "selector 'titel=h1': unknown key 'titel' (use item, title, link, date, summary, image)"
+    )

@@ -129,17 +129,24 @@ def test_json_feed_base_url_wins_over_feed_url() -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "problem"),
+    ("content", "error"),
     [
         (b'{"hello": "world"}', "the response is JSON but not a JSON Feed: nothing imported"),
         (b"{not json", "the response is not valid JSON"),
-        (b'{"version": "https://jsonfeed.org/version/1.1", "items": []}', "has no items"),
+        (b'{"version": "https://jsonfeed.org/version/1.1", "items": [', "not valid JSON"),
     ],
 )
-def test_json_that_is_not_a_usable_feed(content: bytes, problem: str) -> None:
+def test_json_that_is_not_a_usable_feed(content: bytes, error: str) -> None:
+    # Unreadable input is an error (the source failed), not a problem line.
     parsed = parse_feed(content, "https://example.org/feed.json")
-    assert parsed.items == []
-    assert len(parsed.problems) == 1 and problem in parsed.problems[0]
+    assert parsed.items == [] and parsed.problems == []
+    assert error in parsed.error and "\n" not in parsed.error
+
+
+def test_a_json_feed_with_no_items_is_no_failure() -> None:
+    parsed = parse_feed(b'{"version": "https://jsonfeed.org/version/1.1", "items": []}')
+    assert parsed.problems == ["the JSON Feed has no items: nothing imported"]
+    assert parsed.error == ""
 
 
 def test_older_rss_versions() -> None:
@@ -172,20 +179,21 @@ def test_malformed_feed_imports_usable_entries_and_says_so() -> None:
     ],
 )
 def test_non_feeds_import_nothing(name: str, problem: str) -> None:
-    assert parse(name, "https://example.org/feed") == Parsed(items=[], problems=[problem])
+    assert parse(name, "https://example.org/feed") == Parsed(items=[], error=problem)
 
 
 def test_empty_and_entryless_feeds() -> None:
-    assert parse_feed(b"").problems == ["the response is empty: no feed to import"]
+    assert parse_feed(b"").error == "the response is empty: no feed to import"
     empty = b'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title></channel></rss>'
     assert parse_feed(empty).problems == ["the feed (rss20) has no entries: nothing imported"]
+    assert parse_feed(empty).error == ""
 
 
 def test_content_that_looks_like_a_path_or_url_is_never_opened() -> None:
     # feedparser.parse() on a bare string would read the file or fetch the URL.
     for content in (str(FEEDS / "rss2.xml").encode(), b"https://example.org/feed.xml"):
         parsed = parse_feed(content)
-        assert parsed.items == [] and len(parsed.problems) == 1
+        assert parsed.items == [] and parsed.error
 
 
 def test_html_to_text_and_clip() -> None:
@@ -223,3 +231,13 @@ def test_unparseable_dates_are_reported() -> None:
     parsed = parse_feed(json_feed)
     assert parsed.items[0].published is None
     assert parsed.problems == ["entry 1 ('Then'): unparseable date '07/12/2022'"]
+
+
+def test_entryless_junk_is_a_failure_but_a_quiet_feed_is_not() -> None:
+    deep = b'<?xml version="1.0"?><rss version="2.0"><channel>'
+    deep += b"<x>" * 100_000 + b"</x>" * 100_000 + b"</channel></rss>"
+    assert parse_feed(deep).error == "the feed (rss20) has no entries: nothing imported"
+    wrong = b'{"version": "https://jsonfeed.org/version/1.1", "items": "none"}'
+    assert parse_feed(wrong).error == "the JSON Feed's items is not a list: nothing imported"
+    quiet = b'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title></channel></rss>'
+    assert parse_feed(quiet).error == ""

@@ -77,16 +77,17 @@ def test_all_news_is_dropped_by_the_heuristic_too() -> None:
 def test_selectors_that_match_nothing() -> None:
     parsed = parse_page(NATO.read_bytes(), NATO_URL, {"item": "article.story"})
     assert parsed == Parsed(
-        problems=[f"the item selector 'article.story' matched nothing on {NATO_URL}"]
+        error=f"the item selector 'article.story' matched nothing on {NATO_URL}"
     )
 
 
 def test_bad_selector_configuration() -> None:
-    assert nato({"item": "li[", "titel": "h1"}).problems == [
+    typo = nato({"item": "li[", "titel": "h1"})
+    assert typo.problems == [
         "unknown selector 'titel' ignored (known: item, title, link, date, summary, image)",
-        "the item selector 'li[' is not valid CSS: nothing imported",
     ]
-    assert nato({"title": "h1"}).problems == ["no item selector configured: nothing imported"]
+    assert typo.error == "the item selector 'li[' is not valid CSS: nothing imported"
+    assert nato({"title": "h1"}).error == "no item selector configured: nothing imported"
     parsed = nato({**NATO_NEWSROOM_SELECTORS, "date": "span["})
     assert parsed.problems == ["the date selector 'span[' is not valid CSS: ignored"]
     assert len(parsed.items) == 7

@@ -198,8 +198,8 @@ def test_empty_and_garbage_text_give_no_items_and_a_problem() -> None:
     )
     for text in ("", "   \n\n\t\n", garbage):
         parsed = parse_text(text, source="junk")
-        assert parsed.items == []
-        assert parsed.problems == ["junk: no recognisable stories in the text"]
+        assert parsed.items == [] and parsed.problems == []
+        assert parsed.error == "junk: no recognisable stories in the text"
 
 
 def test_impossible_date_is_reported_and_the_story_takes_the_page_date() -> None:

@@ -122,3 +122,10 @@ def test_unreadable_files(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(InputError, match="not UTF-8"):
         load_issue(binary)
+
+
+def test_deep_nesting_is_one_line_naming_the_line() -> None:
+    text = HEAD + "extra = " + "[" * 5000 + "]" * 5000 + "\n"
+    message = fails(text)
+    assert message.startswith("issues/2023-W25.toml:5: ")
+    assert "nested too deeply" in message

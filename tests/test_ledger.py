@@ -160,3 +160,54 @@ def test_only_the_ledger_touches_its_tables() -> None:
     sql = r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+(?:campaigns|deliveries)\b"
     # store.py creates the tables (migrations); everything else goes through the ledger.
     assert modules_with(sql) <= {"ledger.py", "store.py"}
+
+
+def test_never_tried_recipients_come_before_deferred_ones(store: Store) -> None:
+    # Issue 11, item 1: a block of greylisted addresses at the start of the list, deferred by
+    # an earlier run, must not be tried again before everyone who was never tried.
+    ids = people(store, 8)
+    owner = ledger.acquire_lease(store, WEEK, "Subject", 60)
+    assert owner
+    with store.transaction() as db:
+        ledger.add_recipients(db, WEEK)
+    deferred = [Record(i, "pending", "451 4.7.1 greylisted", 2, "<m>") for i in ids[:3]]
+    ledger.record(store, WEEK, owner, [*deferred, Record(ids[3], "sent", "250", 1, "<m>")], 2)
+    with store.transaction() as db:  # deferred by a run that ended before this one
+        db.execute("UPDATE deliveries SET updated = '2000-01-01T00:00:00+00:00'")
+    order = [p.subscriber_id for p in ledger.pending_recipients(store, WEEK, batch=2)]
+    assert order == [*ids[4:], *ids[:3]]
+
+
+def test_recipients_deferred_by_this_run_wait_for_the_next(store: Store) -> None:
+    ids = people(store, 4)
+    owner = ledger.acquire_lease(store, WEEK, "Subject", 60)
+    assert owner
+    with store.transaction() as db:
+        ledger.add_recipients(db, WEEK)
+    seen = []
+    for pending in ledger.pending_recipients(store, WEEK, batch=1):
+        seen.append(pending.subscriber_id)
+        # Deferred now, while the run is going: its tries for this run are spent.
+        ledger.record(
+            store, WEEK, owner, [Record(pending.subscriber_id, "pending", "451", 1, "")], 2
+        )
+    assert seen == ids
+
+
+def test_pending_batches_read_one_index_range_without_sorting(store: Store) -> None:
+    people(store, 5)
+    assert ledger.acquire_lease(store, WEEK, "Subject", 60)
+    with store.transaction() as db:
+        ledger.add_recipients(db, WEEK)
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    try:
+        list(ledger.pending_recipients(store, WEEK, batch=2))
+    finally:
+        store.db.set_trace_callback(None)
+    selects = {s for s in statements if s.lstrip().upper().startswith("SELECT")}
+    assert selects
+    for sql in selects:
+        plan = " | ".join(row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "TEMP B-TREE" not in plan, plan
+        assert "USING INDEX deliveries_pending (issue=? AND state=? AND subscriber_id>?)" in plan

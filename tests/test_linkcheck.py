@@ -83,7 +83,7 @@ def results(base: str) -> dict[str, LinkResult]:
         "no-scheme.example.org/page",
         f"{base}/ok",
     ]
-    found = check_links(urls, timeout=5.0, slow_after=0.5)
+    found = check_links(urls, timeout=5.0, slow_after=0.5, allow_private=True)
     assert [r.url for r in found] == list(dict.fromkeys(urls))  # de-duplicated, in order
     by_path = {r.url.removeprefix(base): r for r in found}
     by_path["refused"] = found[6]
@@ -144,7 +144,9 @@ def test_timeout_and_unresolvable_name() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
-        [timed_out, unresolved] = check_links([url, "http://no-such-host.invalid/"], timeout=0.3)
+        [timed_out, unresolved] = check_links(
+            [url, "http://no-such-host.invalid/"], timeout=0.3, allow_private=True
+        )
     assert (timed_out.kind, timed_out.error) == ("error", "timed out after 0.3 s")
     assert unresolved.kind == "error"
     assert unresolved.error == "name not resolved"
@@ -173,7 +175,8 @@ def test_check_links_option_reports_through_the_check_command(base: str, tmp_pat
     (tmp_path / "issue.toml").write_text(text)
     settings = load_settings(tmp_path / "config.toml")
     allowed = settings.checks.model_copy(update={"allowed_hosts": ["*.example.org", "127.0.0.1"]})
-    settings = settings.model_copy(update={"checks": allowed})
+    loopback = settings.collect.model_copy(update={"allow_private": True})
+    settings = settings.model_copy(update={"checks": allowed, "collect": loopback})
     report = check_issue(open_issue(tmp_path / "issue.toml", settings), network=True)
     found = {(f.value, f.severity) for f in report.findings if f.check == "links-reachable"}
     assert (base + "/missing", "error") in found
@@ -184,3 +187,49 @@ def test_check_links_option_reports_through_the_check_command(base: str, tmp_pat
     offline = check_issue(open_issue(tmp_path / "issue.toml", settings))
     assert "links-reachable" not in {f.check for f in offline.findings}
     assert len(Handler.seen) == before
+
+
+def test_internal_addresses_are_refused_without_a_request(
+    base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`check --links` goes through the same guard as collect: no request to loopback or
+    private targets unless [collect] allow_private."""
+    from tests.local_http import fake_network
+
+    net = fake_network(monkeypatch, names={"intranet.example.test": ["10.20.30.40"]})
+    before = len(Handler.seen)
+    loopback, decimal, private = check_links(
+        [f"{base}/ok", "http://2130706433/", "https://intranet.example.test/wiki"]
+    )
+    hint = "; set [collect] allow_private = true to allow it"
+    assert (loopback.kind, loopback.error) == (
+        "error", f"refused: 127.0.0.1 is a loopback address{hint}"
+    )  # fmt: skip
+    assert decimal.error == f"refused: 127.0.0.1 is a loopback address{hint}"
+    assert private.error == f"refused: 10.20.30.40 is a private address{hint}"
+    assert len(Handler.seen) == before and net.connects == []
+
+
+def test_a_server_trickling_its_headers_meets_the_timeout() -> None:
+    import threading
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        stop = threading.Event()
+
+        def trickle() -> None:
+            conn, _ = listener.accept()
+            with conn, contextlib.suppress(OSError):
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 40:
+                    if stop.wait(0.25):
+                        return
+                    conn.sendall(bytes([byte]))
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        [result] = check_links([url], timeout=1.0, allow_private=True)
+        stop.set()
+        thread.join()
+    assert (result.kind, result.error) == ("error", "timed out after 1 s")

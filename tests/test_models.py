@@ -166,3 +166,21 @@ def test_week_range_is_monday_to_sunday_and_inverts_iso_week() -> None:
 
 def test_section_title_required() -> None:
     assert "section title is empty" in error_of(Section, {"title": ""})
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085", "\x0b", "\x1c", "\x00"])
+def test_subject_and_name_refuse_unicode_line_separators(separator: str) -> None:
+    code = f"U+{ord(separator):04X}"
+    assert code in error_of(Issue, issue(subject=f"Hello{separator}Bcc: x@example.org"))
+    assert code in error_of(Issue, issue(newsletter=f"Weekly{separator}News"))
+    assert code in error_of(Section, {"title": f"News{separator}More", "items": [item()]})
+
+
+def test_tab_is_not_a_line_break() -> None:
+    assert Issue.model_validate(issue(subject="This\tweek")).subject == "This\tweek"
+
+
+@pytest.mark.parametrize("week", ["2023-W99", "2023-W00", "2023-W25\n", " 2023-W25", "2023-W5"])
+def test_week_range_refuses_weeks_that_do_not_exist_and_stray_characters(week: str) -> None:
+    with pytest.raises(InputError, match=r"^--week: not an ISO week such as 2023-W25"):
+        week_range(week)

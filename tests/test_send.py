@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import json
 import os
 import re
 import subprocess
@@ -576,3 +577,159 @@ def test_a_transport_is_reconnected_after_messages_per_connection(
         == 5
     )
     assert relay.connections == 3
+
+
+# -- issue 11 regressions -------------------------------------------------------------------------
+
+
+def cli(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args], cwd=project, env=env or {**os.environ},
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", [["--test", "me@example.net"], ["--yes", "--force"]])
+def test_an_injected_base_url_never_sends_a_bcc(relay: Any, project: Path, mode: list[str]) -> None:
+    settings, server = relay()
+    add_subscribers(settings, PEOPLE)
+    env = {**os.environ, "NEWSLETTER_NEWSLETTER__BASE_URL": "https://x.example/\r\nBcc: eve@x.net"}
+    result = cli(project, "send", str(ISSUE), *mode, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "base_url" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert server.handler.messages == []
+
+
+def test_send_without_yes_and_without_a_terminal_refuses(relay: Any, project: Path) -> None:
+    settings, server = relay()
+    add_subscribers(settings, PEOPLE)
+    result = cli(project, "send", str(ISSUE))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "use --yes to send without a terminal" in result.stderr
+    assert server.handler.messages == [] and states(settings) == {}
+
+
+def test_a_rerun_after_permanent_failures_says_so(relay: Any, project: Path) -> None:
+    handler = RecordingHandler(decide_rcpt=lambda a, n: "550 5.1.1 no" if a[0] == "a" else None)
+    settings, _ = relay(handler)
+    add_subscribers(settings, PEOPLE)
+    first = cli(project, "send", str(ISSUE), "--yes")
+    assert first.returncode == 1 and "sent 1, failed 2" in first.stdout
+    again = cli(project, "send", str(ISSUE), "--yes")
+    # 0: a rerun cannot change a 5xx; but the summary must not hide who never got it.
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Nothing to send: 2023-W25 already went to 1 subscriber." in again.stdout
+    assert "2 failed permanently in earlier runs; see send-report.json" in again.stderr
+
+
+def test_a_no_op_rerun_keeps_the_real_report(relay: Any, project: Path) -> None:
+    handler = RecordingHandler(decide_rcpt=lambda a, n: "550 5.1.1 no" if a[0] == "a" else None)
+    settings, _ = relay(handler)
+    add_subscribers(settings, PEOPLE)
+    loaded = open_issue(project / ISSUE, settings)
+    send_issue(loaded, settings)
+    out = project / "out" / "2023-W25"
+    runs_before = sorted(out.glob("send-report-*.json"))
+    assert len(runs_before) == 1
+    again = send_issue(open_issue(project / ISSUE, settings), settings)
+    assert again.recipients == 0
+    runs = sorted(out.glob("send-report-*.json"))
+    assert len(runs) == 2 and runs_before[0] in runs
+    first_run = json.loads(runs_before[0].read_text())
+    assert (first_run["recipients"], first_run["sent"], first_run["failed"]) == (3, 1, 2)
+    total = json.loads((out / "send-report.json").read_text())
+    assert (total["sent"], total["failed"], total["remaining"]) == (1, 2, 0)
+    assert {f["email"] for f in total["failures"]} == {"ada@example.org", "anon@example.com"}
+    assert total["last_run"] == runs[-1].name and total["runs"] == [r.name for r in runs]
+
+
+def test_a_rerun_tries_never_tried_recipients_before_deferred_ones(
+    settings: Settings, project: Path
+) -> None:
+    # A block of greylisted addresses at the start of the list, and runs of 4 (--limit):
+    # each rerun must reach new people instead of the same block again.
+    settings = quick(settings, connections=1, max_attempts=1)
+    people = [f"user{n:02d}@example.org" for n in range(10)]
+    block = set(people[:4])
+    relay = MemoryRelay(rcpt=lambda a, n: "451 4.7.1 greylisted" if a in block else None)
+    add_subscribers(settings, [(a, "") for a in people])
+    first = send_issue(open_issue(project / ISSUE, settings), settings, limit=4,
+                       transport=relay.transport)  # fmt: skip
+    assert (first.sent, first.deferred) == (0, 4)
+    second = send_issue(open_issue(project / ISSUE, settings), settings, limit=4,
+                        transport=relay.transport)  # fmt: skip
+    assert second.sent == 4
+    assert [e.recipient for e in relay.accepted] == people[4:8]
+    block.clear()  # greylisting over: the deferred ones come after the rest
+    third = send_issue(open_issue(project / ISSUE, settings), settings, transport=relay.transport)
+    assert third.sent == 6
+    assert [e.recipient for e in relay.accepted][4:] == people[8:] + people[:4]
+
+
+def test_capture_maildir_parents_are_created(settings: Settings, project: Path) -> None:
+    # Issue 11, item 12: [paths] output_dir moved elsewhere and [smtp] capture_dir nested.
+    paths = settings.paths.model_copy(update={"output_dir": project / "elsewhere" / "build"})
+    smtp = settings.smtp.model_copy(
+        update={"mode": "capture", "capture_dir": project / "var" / "deep" / "er" / "mail"}
+    )
+    settings = settings.model_copy(update={"paths": paths, "smtp": smtp})
+    add_subscribers(settings, PEOPLE)
+    report = send_issue(open_issue(project / ISSUE, settings), settings)
+    assert report.sent == 3 and report.ok, report
+    assert len(list((project / "var" / "deep" / "er" / "mail" / "new").iterdir())) == 3
+    assert (project / "elsewhere" / "build" / "2023-W25" / "send-report.json").is_file()
+
+
+def test_long_names_are_refused_at_input_and_folded_when_already_stored(
+    relay: Any, project: Path
+) -> None:
+    settings, server = relay()
+    with Store(settings.store_path) as store:
+        with pytest.raises(NewsletterError, match=r"the name is 990 characters; at most 200"):
+            subscribers.add(store, "long@example.org", "A" * 990)
+        subscribers.add(store, "long@example.org", "A" * 200)
+        subscribers.add(store, "accent@example.org", "x")
+        subscribers.add(store, "ascii@example.org", "y")
+        with store.transaction() as db:  # stored before the limit existed
+            db.execute("UPDATE subscribers SET name = ? WHERE email = 'accent@example.org'",
+                       ("\u00e9" * 400,))  # fmt: skip
+            db.execute("UPDATE subscribers SET name = ? WHERE email = 'ascii@example.org'",
+                       ("B" * 990,))  # fmt: skip
+    report = send_issue(open_issue(project / ISSUE, settings), settings)
+    # aiosmtpd, like real relays, refuses a line over 998 characters with "500 Line too long".
+    assert (report.sent, report.failed) == (3, 0), report.failures
+    for message in server.handler.messages:
+        head = message.content.split(b"\r\n\r\n", 1)[0]
+        assert max(len(line) for line in head.split(b"\r\n")) <= 998
+
+
+def test_subscribers_add_refuses_a_long_name_in_one_line(project: Path) -> None:
+    result = cli(project, "subscribers", "add", "ada@example.org", "--name", "\u00e9" * 400)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: ada@example.org: the name is 400 characters; at most 200"
+    ]
+
+
+def test_an_echoed_auth_string_is_masked_on_stderr_and_in_the_report(
+    project: Path, start_smtp_server: Callable[..., Server]
+) -> None:
+    from tests.smtp_servers import EchoAuthHandler
+
+    handler = EchoAuthHandler("PLAIN")
+    server = start_smtp_server(handler, auth={"newsletter": "right"})
+    env = {**os.environ, **relay_env(server, NEWSLETTER_SMTP__USERNAME="newsletter",
+                                     NEWSLETTER_SMTP__PASSWORD="hunter2-secret")}  # fmt: skip
+    (project / "list.csv").write_text("email\nada@example.org\n")
+    assert cli(project, "subscribers", "import", "list.csv", env=env).returncode == 0
+    result = cli(project, "send", str(ISSUE), "--yes", env=env)
+    assert result.returncode == 1 and "535" in result.stderr, result.stderr
+    (echoed,) = handler.received
+    reports = "".join(p.read_text() for p in (project / "out" / "2023-W25").glob("send-report*"))
+    assert "535" in reports
+    for text in (result.stdout + result.stderr, reports):
+        for secret in (echoed, "hunter2-secret", "newsletter:", "bmV3c2xldHRlcg"):
+            assert secret not in text

@@ -60,7 +60,7 @@ def server(start_smtp_server: Callable[..., Server]) -> Server:
     return start_smtp_server(RecordingHandler(delay=0.002))
 
 
-def send_env(server: Server) -> dict[str, str]:
+def send_env(server: Server, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update(
         NEWSLETTER_SMTP__MODE="relay",
@@ -71,16 +71,17 @@ def send_env(server: Server) -> dict[str, str]:
         NEWSLETTER_SMTP__RETRY_DELAY="0.01",
         NEWSLETTER_SECURITY__SECRET=SECRET,
     )
+    env.update(extra)
     return env
 
 
 @contextlib.contextmanager
-def sending(project: Path, server: Server) -> Iterator[subprocess.Popen[str]]:
+def sending(project: Path, server: Server, **extra: str) -> Iterator[subprocess.Popen[str]]:
     """A running `newsletter send`; killed if the test leaves it running, always reaped."""
     proc = subprocess.Popen(
         SEND,
         cwd=project,
-        env=send_env(server),
+        env=send_env(server, **extra),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -94,11 +95,11 @@ def sending(project: Path, server: Server) -> Iterator[subprocess.Popen[str]]:
                 proc.kill()
 
 
-def run_send(project: Path, server: Server) -> subprocess.CompletedProcess[str]:
+def run_send(project: Path, server: Server, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         SEND,
         cwd=project,
-        env=send_env(server),
+        env=send_env(server, **extra),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -292,3 +293,49 @@ def test_unsubscribe_during_send_is_honoured(
     states = ledger(project)
     assert {states[email] for email in staying} == {"sent"}
     assert {states[email] for email in leaving} == {"pending"}
+
+
+# -- a kill during a storm of 4xx deferrals --------------------------------------------------------
+
+#: The first 600 subscribers are greylisted (451 to RCPT TO) on their first try only.
+GREYLISTED = set(ADDRESSES[:600])
+
+
+def test_killed_during_a_deferral_storm_loses_nobody(
+    project: Path, subscribers: list[str], start_smtp_server: Callable[..., Server]
+) -> None:
+    def greylist(address: str, attempt: int) -> str | None:
+        return "451 4.7.1 greylisted, try later" if address in GREYLISTED and attempt == 1 else None
+
+    handler = RecordingHandler(decide_rcpt=greylist, delay=0.002)
+    server = start_smtp_server(handler)
+    # One try per run: every greylisted address is deferred, and the run goes on.
+    kills = 2
+    for point in (300, 900):
+        with sending(project, server, NEWSLETTER_SMTP__MAX_ATTEMPTS="1") as proc:
+            wait_for_messages(handler, point, proc)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == -signal.SIGKILL, "the send finished before the kill"
+        states = ledger(project)
+        sent = {email for email, state in states.items() if state == "sent"}
+        arrived = set(received(handler))
+        assert sent <= arrived and len(sent) < SUBSCRIBERS
+        # The storm never stopped the run: people after the greylisted block got it.
+        assert arrived - GREYLISTED
+
+    # Reruns until done: the second try of each greylisted address is accepted.
+    for _ in range(3):
+        result = run_send(project, server, NEWSLETTER_SMTP__MAX_ATTEMPTS="1")
+        assert_clean(result.stderr)
+        assert "the relay keeps failing" not in result.stderr, result.stderr
+        if result.returncode == 0:
+            break
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    got = received(handler)
+    assert set(got) == set(subscribers), "someone never got the issue"
+    duplicates = got.total() - SUBSCRIBERS
+    assert duplicates <= CONNECTIONS * kills, got.most_common(10)
+    assert set(ledger(project).values()) == {"sent"}
+    assert lease_owner(project) is None

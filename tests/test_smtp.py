@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ssl
 import time
 from collections.abc import Callable
@@ -22,8 +23,10 @@ from newsletter.settings import SmtpSettings
 from .smtp_servers import (  # the fixture_* are used by their fixture names
     DROP,
     DropDuringDataServer,
+    EchoAuthHandler,
     RecordingHandler,
     Server,
+    StallingServer,
     fixture_server_tls,  # noqa: F401
     fixture_smtp_ca,  # noqa: F401
     fixture_smtp_ca_file,  # noqa: F401
@@ -202,6 +205,32 @@ def test_auth(
         )
 
 
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_a_relay_echoing_the_auth_exchange_never_shows_the_credentials(
+    start_smtp_server: StartServer, mechanism: str
+) -> None:
+    # Issue 11, item 11: the 535 reply quotes what the client sent (AUTH PLAIN's base64 of
+    # "\0user\0password"; AUTH LOGIN's base64 user name, then the password continuation).
+    handler = EchoAuthHandler(mechanism)
+    server = start_smtp_server(handler, auth={"news-user": PASSWORD})
+    settings = relay(server, username="news-user", password=PASSWORD)
+    with pytest.raises(ServerFailure, match=r"refused the login.*535") as failure:
+        Connection(settings).open()
+    assert handler.received, "the server saw no AUTH data"
+    shown = str(failure.value) + repr(failure.value.reply)
+    forms = {
+        "news-user",
+        PASSWORD,
+        *handler.received,
+        base64.b64encode(b"news-user").decode(),
+        base64.b64encode(PASSWORD.encode()).decode(),
+        base64.b64encode(b"\0news-user\0" + PASSWORD.encode()).decode(),
+    }
+    for form in forms:
+        assert form not in shown, (form, shown)
+    assert "***" in shown
+
+
 # -- replies --------------------------------------------------------------------------------------
 
 
@@ -336,6 +365,28 @@ def test_slow_reply_times_out_promptly(start_smtp_server: StartServer) -> None:
         assert not conn.is_open
         handler.delay = 0
         assert conn.send(Envelope(SENDER, "ada@example.net", b"x")).code == 250
+
+
+def test_a_trickled_data_reply_times_out_within_the_timeout() -> None:
+    # Issue 11, item 13: the socket timeout bounds each read, not the reply; a server that
+    # sends one byte every 0.1 s held a 0.5 s timeout for the whole 5 s of its reply.
+    with StallingServer("trickle", interval=0.1) as server:
+        conn = Connection(relay(server, timeout=0.5))  # type: ignore[arg-type]
+        started = time.monotonic()
+        with pytest.raises(TemporaryFailure, match=r"timed out after 0.5 s") as failure:
+            conn.send(Envelope(SENDER, "ada@example.net", b"x"))
+        assert time.monotonic() - started < 2.0
+        assert failure.value.concerns == "connection" and not conn.is_open
+
+
+def test_a_server_that_stops_reading_mid_data_times_out() -> None:
+    with StallingServer("stall") as server:
+        conn = Connection(relay(server, timeout=0.5))  # type: ignore[arg-type]
+        started = time.monotonic()
+        with pytest.raises(TemporaryFailure, match=r"timed out after 0.5 s"):
+            # Far more than the socket buffers hold, so the write itself has to wait.
+            conn.send(Envelope(SENDER, "ada@example.net", b"y" * 64_000_000))
+        assert time.monotonic() - started < 2.5
 
 
 # -- addresses ------------------------------------------------------------------------------------

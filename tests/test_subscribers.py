@@ -165,3 +165,63 @@ def test_only_the_subscribers_module_writes_its_table() -> None:
     assert modules_with(writers) <= {"subscribers.py", "store.py", "ledger.py"}
     ledger = (SRC / "ledger.py").read_text(encoding="utf-8")
     assert not re.search(r"\b(?:UPDATE|DELETE FROM|INSERT INTO)\s+subscribers\b", ledger)
+
+
+def test_unbalanced_quote_imports_nothing_and_names_the_line(store: Store, tmp_path: Path) -> None:
+    rows = "".join(f"user{i}@example.net,User {i}\n" for i in range(300))
+    path = write_csv(tmp_path, f'email,name\nbad@example.net,"Broken quote\n{rows}')
+    with pytest.raises(InputError, match=r"list\.csv:2: .*quoted field runs over 301 lines"):
+        subscribers.import_csv(store, path)
+    assert list(subscribers.iter_subscribers(store)) == []
+
+
+def test_quote_closed_lines_later_is_refused_too(store: Store, tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path, 'email,name\nada@example.org,Ada\nbad@example.net,"Broken\nc@x.org,C\n"\n'
+    )
+    with pytest.raises(InputError, match=r"list\.csv:3: .*runs over 3 lines"):
+        subscribers.import_csv(store, path)
+    assert list(subscribers.iter_subscribers(store)) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (
+            "email,name\nzoe@example.org,Jos\u00e9\n".encode("latin-1"),
+            r":2: .*byte 0xe9 at column 20",
+        ),
+        ("email,name\nzoe@example.org,Zoe\n".encode("utf-16"), r":1: .*byte 0xff, a UTF-16"),
+        ("email,name\nzoe@example.org,Zoe\n".encode("utf-16-le"), r":1: .*byte 0x00"),
+        (b"", r":1: the file is empty"),
+        (b"\n\n", r":1: the file is empty"),
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00", r":1: .*byte 0x00 \(a binary file"),
+    ],
+    ids=["latin-1", "utf-16", "utf-16-no-bom", "empty", "blank", "binary"],
+)
+def test_unreadable_csv_is_one_clear_error(
+    store: Store, tmp_path: Path, data: bytes, says: str
+) -> None:
+    path = tmp_path / "list.csv"
+    path.write_bytes(data)
+    with pytest.raises(InputError, match=r"list\.csv" + says) as caught:
+        subscribers.import_csv(store, path)
+    assert "\n" not in str(caught.value)
+    assert list(subscribers.iter_subscribers(store)) == []
+
+
+def test_utf8_bom_and_blank_lines_are_fine(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_bytes("\ufeffemail,name\nzoe@example.org,Zo\u00eb\n\n".encode())
+    assert subscribers.import_csv(store, path).imported == 1
+    assert subscribers.get(store, "zoe@example.org").name == "Zo\u00eb"  # type: ignore[union-attr]
+
+
+def test_overlong_name_is_an_invalid_row(store: Store, tmp_path: Path) -> None:
+    long_name = "a" * (subscribers.NAME_MAX + 1)
+    path = write_csv(tmp_path, f"email,name\nlong@example.org,{long_name}\nok@example.org,Ok\n")
+    report = subscribers.import_csv(store, path)
+    assert report.imported == 1 and report.invalid == 1
+    assert report.problems == [
+        f"{path}:2: long@example.org: the name is 201 characters; at most 200"
+    ]

@@ -79,8 +79,9 @@ def _select(store: Store, settings: Settings, week: str) -> Draft:
 
 
 def _toml(value: object) -> str:
-    # JSON string escapes are valid TOML basic-string escapes.
-    return json.dumps(value, ensure_ascii=False)
+    # JSON string escapes are valid TOML basic-string escapes. JSON leaves DEL raw, which
+    # TOML forbids; collect strips it, but a library filled by an older version may hold it.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _item_lines(row: sqlite3.Row, table: str) -> list[str]:
@@ -170,6 +171,13 @@ def draft_issue(settings: Settings, week: str) -> Draft:
     if draft.path.exists():
         draft.path, draft.beside = draft.path.with_suffix(".new.toml"), True
     text = render_draft(draft, number)
+    try:
+        tomllib.loads(text)
+        data = text.encode()
+    except (tomllib.TOMLDecodeError, UnicodeEncodeError) as exc:
+        # Say so in one line rather than write a file that `build` would refuse.
+        reason = f"the proposed issue is not valid TOML ({exc}); nothing written"
+        raise InputError(reason, str(draft.path)) from None
     checkpoint("draft")
-    write_atomic({draft.path: text.encode()})
+    write_atomic({draft.path: data})
     return draft

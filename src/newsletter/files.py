@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["write_atomic"]
+__all__ = ["check_writable", "write_atomic"]
 
 
 def _umask() -> int:
@@ -47,3 +47,27 @@ def write_atomic(files: dict[Path, bytes], *, private: Collection[Path] = ()) ->
     finally:
         for tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)
+
+
+def check_writable(folder: Path, *names: str, what: str = "") -> None:
+    """Refuse, in one line, a folder that cannot be made or written to, before any work.
+
+    Creates ``folder`` (and its parents) if missing, writes and removes a probe file in
+    it, and refuses if one of ``names`` inside it is a folder (a file could not replace
+    it). ``what`` names the setting, e.g. ``[paths] output_dir``. A send checks its
+    output folder this way before the first message, not when writing its report.
+    """
+    where = f"{what} {folder}" if what else str(folder)
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise InputError(f"{blocker} is a file, not a folder", where)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"cannot write there: {exc.strerror or exc}", where) from None
+    for name in names:
+        if (folder / name).is_dir():
+            raise InputError(f"{folder / name} is a folder; it must be a file", where)

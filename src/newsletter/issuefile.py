@@ -121,6 +121,11 @@ def parse(text: str, source: str, settings: Settings | None = None) -> ParsedIss
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML: {exc}", source) from None
+    except RecursionError:
+        raise InputError(
+            "arrays or inline tables nested too deeply to be an issue file",
+            f"{source}:{_deep_line(text)}",
+        ) from None
     if settings and not data.get("newsletter"):
         data["newsletter"] = settings.newsletter.name
     lines = line_map(text)
@@ -151,6 +156,17 @@ def parse(text: str, source: str, settings: Settings | None = None) -> ParsedIss
                 )
             )
     return ParsedIssue(issue, refusals, lines)
+
+
+def _deep_line(text: str, limit: int = 100) -> int:
+    """The line where brackets first nest ``limit`` deep (strings are not told apart)."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        for char in line:
+            depth += 1 if char in "[{" else -1 if char in "]}" else 0
+            if depth >= limit:
+                return number
+    return 1
 
 
 def _linkless(data: dict[str, Any]) -> list[tuple[int | str, ...]]:

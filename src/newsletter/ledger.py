@@ -13,6 +13,7 @@ made in the same one.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import socket
@@ -39,6 +40,7 @@ __all__ = [
     "pending_recipients",
     "plan",
     "record",
+    "refusals",
     "release_lease",
     "remaining",
     "renew_lease",
@@ -154,6 +156,13 @@ _PENDING = (
     "WHERE d.issue = ? AND d.state = 'pending' AND s.status = 'active'"
 )
 
+#: The same, read along the pending index: a keyset batch is one range of it, never a sort,
+#: and never a walk over the rows already sent.
+_PENDING_BY_ID = (
+    "FROM deliveries d INDEXED BY deliveries_pending JOIN subscribers s ON s.id = d.subscriber_id "
+    "WHERE d.issue = ? AND d.state = 'pending' AND s.status = 'active'"
+)
+
 
 def add_recipients(db: sqlite3.Connection, issue: str) -> None:
     """A pending row for every active subscriber who has none: new subscribers join a
@@ -181,20 +190,59 @@ def remaining(store: Store, issue: str) -> int:
     return int(store.db.execute(f"SELECT COUNT(*) {_PENDING}", (issue,)).fetchone()[0])
 
 
+def _stamp() -> str:
+    """Now, to the microsecond: tells a row this run deferred from one an earlier run did,
+    however soon the rerun. Sorts with :func:`~newsletter.store.utcnow`'s whole seconds."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
 def pending_recipients(store: Store, issue: str, batch: int = 100) -> Iterator[Pending]:
-    """Pending recipients in id order, read in small batches: memory stays flat for any
-    list size."""
-    last = 0
-    while True:
+    """Pending recipients, never-tried ones first, read in small batches.
+
+    Two passes, each in subscriber id order by keyset (``subscriber_id > last``) over the
+    ``deliveries_pending`` index, so each batch is one index range and no sort; memory
+    stays flat for any list size:
+
+    1. rows never tried (``attempts = 0``);
+    2. rows deferred by an earlier run (tried, still pending), so that a block of
+       greylisted addresses early in the list never holds up everyone behind it.
+
+    Rows this run defers (their ``updated`` is not older than the run's start) are left to
+    the next run: they have had this run's tries already.
+    """
+    started = _stamp()
+    for condition, args in (
+        ("d.attempts = 0", ()),
+        ("d.attempts > 0 AND d.updated < ?", (started,)),
+    ):
+        last = 0
+        while True:
+            rows = store.db.execute(
+                f"SELECT s.id, s.email, s.name, s.token {_PENDING_BY_ID} AND {condition} "
+                "AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT ?",
+                (issue, *args, last, batch),
+            ).fetchall()
+            if not rows:
+                break
+            for row in rows:
+                yield Pending(row["id"], row["email"], row["name"], row["token"])
+            last = rows[-1]["id"]
+
+
+def refusals(store: Store, issue: str) -> Iterator[tuple[str, str, str]]:
+    """(address, state, last reply) of every row refused for good (``failed``), then of
+    every row still pending after being tried (deferred): the issue's problems across runs."""
+    for state, condition in (("failed", "d.state = 'failed'"), ("pending", _TRIED)):
         rows = store.db.execute(
-            f"SELECT s.id, s.email, s.name, s.token {_PENDING} AND s.id > ? ORDER BY s.id LIMIT ?",
-            (issue, last, batch),
-        ).fetchall()
-        if not rows:
-            return
+            "SELECT s.email, d.reply FROM deliveries d JOIN subscribers s "
+            f"ON s.id = d.subscriber_id WHERE d.issue = ? AND {condition} ORDER BY d.subscriber_id",
+            (issue,),
+        )
         for row in rows:
-            yield Pending(row["id"], row["email"], row["name"], row["token"])
-        last = rows[-1]["id"]
+            yield str(row[0]), state, str(row[1])
+
+
+_TRIED = "d.state = 'pending' AND d.attempts > 0 AND s.status = 'active'"
 
 
 def plan(store: Store, issue: str, show: int = 5) -> tuple[int, list[str], int]:
@@ -223,7 +271,7 @@ def record(
     :class:`LedgerError` when another run took the lease over: this one must stop, and
     none of the batch is recorded (those messages stay pending).
     """
-    now = utcnow()
+    now, stamp = utcnow(), _stamp()
     with store.transaction() as db:
         row = db.execute("SELECT lease_owner FROM campaigns WHERE issue = ?", (issue,)).fetchone()
         if row is None or row["lease_owner"] != owner:
@@ -232,7 +280,7 @@ def record(
             "UPDATE deliveries SET state = ?, reply = ?, attempts = attempts + ?, "
             "message_id = ?, updated = ? WHERE issue = ? AND subscriber_id = ?",
             [
-                (r.state, r.reply, r.attempts, r.message_id, now, issue, r.subscriber_id)
+                (r.state, r.reply, r.attempts, r.message_id, stamp, issue, r.subscriber_id)
                 for r in records
             ],
         )

@@ -29,6 +29,7 @@ __all__ = [
     "Issue",
     "Item",
     "Section",
+    "control_problem",
     "iso_week",
     "item_id",
     "week_range",
@@ -39,7 +40,7 @@ PREHEADER_MAX = 150
 #: Not a hard limit of the standard, but a subject this long is certainly a mistake.
 SUBJECT_MAX = 200
 
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 _KIND = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
@@ -63,9 +64,28 @@ def _web_url(value: str) -> str:
     raise ValueError(f"must not contain spaces (got {value!r})")
 
 
+#: Every character that str.splitlines() and mail clients treat as ending a line.
+_LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def control_problem(value: str) -> str | None:
+    """What is wrong with a one-line text: a line break or control character, or None.
+
+    The same rule as the message builder's for header values, so that a subject or
+    name it would refuse is refused here first, with the issue file's line.
+    """
+    for char in value:
+        if char in _LINE_BREAKS:
+            return f"a line break (U+{ord(char):04X})"
+        if (char < " " and char != "\t") or char == "\x7f":
+            return f"a control character (U+{ord(char):04X})"
+    return None
+
+
 def _single_line(value: str, what: str) -> str:
-    if "\n" in value or "\r" in value:
-        raise ValueError(f"{what} must be on one line; remove the line break")
+    problem = control_problem(value)
+    if problem:
+        raise ValueError(f"{what} must be on one line with no control characters; remove {problem}")
     return value.strip()
 
 
@@ -80,13 +100,27 @@ def iso_week(day: dt.date) -> str:
     return f"{year}-W{week:02d}"
 
 
-def week_range(week: str) -> tuple[dt.date, dt.date]:
-    """``2023-W25`` -> (Monday 19 June, Sunday 25 June 2023)."""
+def _monday(week: str) -> dt.date:
+    """The Monday of ``2023-W25``; ValueError for anything but a week that exists."""
+    match = _WEEK.fullmatch(week)
+    if not match:
+        raise ValueError(f"must be an ISO week such as 2023-W25 (got {week!r})")
     try:
-        year, number = week.split("-W")
-        monday = dt.date.fromisocalendar(int(year), int(number), 1)
+        return dt.date.fromisocalendar(int(match[1]), int(match[2]), 1)
     except ValueError:
-        raise InputError(f"--week {week!r}: not an ISO week such as 2023-W25") from None
+        raise ValueError(f"{week!r} is not a week that exists: weeks run 01 to 52 or 53") from None
+
+
+def week_range(week: str) -> tuple[dt.date, dt.date]:
+    """``2023-W25`` -> (Monday 19 June, Sunday 25 June 2023); InputError naming ``--week``.
+
+    The one check of a week given on the command line (`draft`, `items`, `weekly`).
+    """
+    try:
+        monday = _monday(week)
+    except ValueError as exc:
+        detail = str(exc) if _WEEK.fullmatch(week) else f"got {week!r}"
+        raise InputError(f"not an ISO week such as 2023-W25 ({detail})", "--week") from None
     return monday, monday + dt.timedelta(days=6)
 
 
@@ -208,14 +242,7 @@ class Issue(_Model):
     @field_validator("week")
     @classmethod
     def _week(cls, value: str) -> str:
-        match = _WEEK.match(value)
-        if not match:
-            raise ValueError(f"must be an ISO week such as 2023-W25 (got {value!r})")
-        year, week = int(match[1]), int(match[2])
-        try:
-            dt.date.fromisocalendar(year, week, 1)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a week that exists") from None
+        _monday(value)
         return value
 
     @field_validator("newsletter")

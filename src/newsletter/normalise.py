@@ -11,12 +11,13 @@ import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 __all__ = [
     "MONTHS",
     "DateMatch",
     "canonical_url",
+    "clean_text",
     "clip",
     "find_date",
     "is_tracking",
@@ -63,6 +64,8 @@ def web_url(url: str | None, base: str = "") -> str | None:
     if not url or not url.strip():
         return None
     cleaned = re.sub(r"[\t\r\n]", "", url.strip()).replace(" ", "%20")
+    # Any other control character is percent-encoded, as a browser would send it.
+    cleaned = _CONTROL.sub(lambda m: quote(m.group(), safe=""), cleaned)
     try:
         absolute = urljoin(base, cleaned)
         host = urlsplit(absolute).netloc
@@ -98,6 +101,26 @@ def normalise_title(title: str) -> str:
     text = unicodedata.normalize("NFKD", title).casefold()
     text = "".join(c for c in text if not unicodedata.combining(c))
     return " ".join(re.sub(r"[^\w]+", " ", text).split())
+
+
+# C0 and C1 controls, DEL, lone surrogates (not text: they cannot even be encoded) and the
+# Unicode line and paragraph separators. They break TOML, headers and terminals.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# The ones that separate words or lines: a space (or a line break where lines may be kept).
+_BREAKS = re.compile("\r\n?|[\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def clean_text(text: str, *, lines: bool = False) -> str:
+    """``text`` without control characters, for every field collected from a source.
+
+    Tabs and line breaks (CR, LF, U+0085, U+2028, U+2029...) become a space, or a line break
+    when ``lines`` (a summary's paragraphs); every other control character is dropped.
+    """
+    text = _BREAKS.sub("\n" if lines else " ", text)
+    keep = "\n\t" if lines else ""
+    if not lines:
+        text = text.replace("\t", " ")
+    return _CONTROL.sub(lambda m: m.group() if m.group() in keep else "", text).strip()
 
 
 def clip(text: str, limit: int) -> str:

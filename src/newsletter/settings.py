@@ -106,8 +106,11 @@ class NewsletterSettings(_Section):
     @field_validator("name", "postal_address")
     @classmethod
     def _one_line(cls, value: str) -> str:
-        if "\n" in value or "\r" in value:
-            raise ValueError("must be a single line")
+        from .models import control_problem  # the one rule for text that goes in a header
+
+        problem = control_problem(value)
+        if problem:
+            raise ValueError(f"must be a single line with no control characters; remove {problem}")
         if not value.strip():
             raise ValueError("must not be empty")
         return value.strip()

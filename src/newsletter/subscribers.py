@@ -7,9 +7,10 @@ their row stays as a suppression record. ``forget`` is the only real deletion.
 from __future__ import annotations
 
 import csv
+import io
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
+#: The longest display name accepted (it goes into the To header of every message).
+NAME_MAX = 200
 
 # Column names other tools export (Mailchimp, listmonk, Buttondown, spreadsheets).
 _EMAIL_COLUMNS = ("email", "email address", "e-mail", "e-mail address", "mail")
@@ -110,6 +113,11 @@ def add(store: Store, email: str, name: str = "", source: str = "cli") -> Subscr
         address = normalise_email(email)
     except ValueError as exc:
         raise SubscriberError(str(exc)) from None
+    if len(_clean_name(name)) > NAME_MAX:
+        # It goes into the To header of every message: a relay refuses overlong lines.
+        raise SubscriberError(
+            f"{address}: the name is {len(_clean_name(name))} characters; at most {NAME_MAX}"
+        )
     existing = get(store, address)
     if existing:
         raise SubscriberError(f"{existing.email} is already a subscriber ({existing.status})")
@@ -227,46 +235,140 @@ def _column(header: list[str], names: tuple[str, ...]) -> str | None:
     return None
 
 
-def _read_rows(path: Path, report: ImportReport) -> list[tuple[int, str, str]]:
-    """Valid (line, address, name) rows of a CSV; problems go to ``report``."""
+def _not_utf8(path: Path) -> InputError:
+    """Where the first byte that is not UTF-8 is: line, column and the byte itself."""
+    with path.open("rb") as raw:
+        for number, line in enumerate(raw, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return InputError(
+                    f"not a readable CSV file: byte 0x{line[exc.start]:02x} at column "
+                    f"{exc.start + 1} is not UTF-8 (Latin-1 or Windows-1252?); "
+                    "save it as CSV UTF-8 and import again",
+                    f"{path}:{number}",
+                )
+    return InputError("not a readable CSV file: not UTF-8", f"{path}:1")  # pragma: no cover
+
+
+def _check_encoding(path: Path, head: bytes) -> None:
+    """Refuse what is not UTF-8 text before reading a row: nothing is half imported."""
+    if not head.strip(b" \t\r\n\xef\xbb\xbf"):
+        raise InputError(
+            "the file is empty: expected a header line such as 'email,name'", f"{path}:1"
+        )
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(
+            f"not a readable CSV file: it starts with byte 0x{head[0]:02x}, a UTF-16 "
+            "byte-order mark; save it as CSV UTF-8 and import again",
+            f"{path}:1",
+        )
+    if b"\x00" in head:
+        line = head[: head.index(b"\x00")].count(b"\n") + 1
+        raise InputError(
+            "not a readable CSV file: byte 0x00 (a binary file, or UTF-16 without a "
+            "byte-order mark); save it as CSV UTF-8 and import again",
+            f"{path}:{line}",
+        )
+
+
+def _spans_lines(path: Path, start: int, end: int) -> InputError:
+    return InputError(
+        f"not a readable CSV file: a quoted field runs over {end - start + 1} lines "
+        "(a quote that is never closed?); fix the quote and import again",
+        f"{path}:{start}",
+    )
+
+
+def _csv_lines(path: Path) -> Generator[tuple[int, list[str]], None, None]:
+    """(first line, fields) of each record; one that cannot be parsed stops the import.
+
+    A quote opened and never closed makes the csv module swallow every following line
+    into one field, so a record over several lines is refused with the line where it
+    starts (so is a field over the csv module's limit).
+    """
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    with handle:
+        _check_encoding(path, handle.read(64 * 1024))
+        handle.seek(0)
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text, strict=True)
+        start = 1
+        try:
+            for fields in reader:
+                if reader.line_num > start:
+                    raise _spans_lines(path, start, reader.line_num)
+                yield start, fields
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            if reader.line_num > start:
+                raise _spans_lines(path, start, reader.line_num) from None
+            raise InputError(f"not a readable CSV file: {exc}", f"{path}:{start}") from None
+        except UnicodeDecodeError:
+            raise _not_utf8(path) from None
+
+
+def _read_rows(path: Path, report: ImportReport) -> list[tuple[int, str, str]]:
+    """Valid (line, address, name) rows of a CSV; problems go to ``report``.
+
+    The whole file is read before anything is imported: a file that is not UTF-8 CSV
+    (UTF-16, Latin-1, binary, empty, a quote never closed) raises :class:`InputError`.
+    """
+    records = _csv_lines(path)
+    try:
+        return _valid_rows(path, records, report)
+    finally:
+        records.close()
+
+
+def _valid_rows(
+    path: Path, records: Iterator[tuple[int, list[str]]], report: ImportReport
+) -> list[tuple[int, str, str]]:
+    header: list[str] = []
+    for _, header in records:
+        if any(cell.strip() for cell in header):
+            break
+    email_col = _column(header, _EMAIL_COLUMNS)
+    if email_col is None:
+        found = ", ".join(header) or "nothing"
+        raise InputError(f"no 'email' column (found: {found})", f"{path}:1")
+    index = {column: number for number, column in reversed(list(enumerate(header)))}
+    name_col = _column(header, _NAME_COLUMNS)
+    first_col, last_col = _column(header, _FIRST_COLUMNS), _column(header, _LAST_COLUMNS)
+
     rows: list[tuple[int, str, str]] = []
     seen: dict[str, int] = {}
-    with handle:
-        reader = csv.DictReader(handle)
+    for line, fields in records:
+        if not any(cell.strip() for cell in fields):
+            continue  # a blank line
+
+        def cell(column: str | None, fields: list[str] = fields) -> str:
+            at = index.get(column) if column is not None else None
+            return fields[at] if at is not None and at < len(fields) else ""
+
+        name = cell(name_col) if name_col else f"{cell(first_col)} {cell(last_col)}"
         try:
-            header = list(reader.fieldnames or [])
-            email_col = _column(header, _EMAIL_COLUMNS)
-            if email_col is None:
-                found = ", ".join(header) or "nothing"
-                raise InputError(f"{path}:1: no 'email' column (found: {found})")
-            name_col = _column(header, _NAME_COLUMNS)
-            first_col, last_col = _column(header, _FIRST_COLUMNS), _column(header, _LAST_COLUMNS)
-            for row in reader:
-                line = reader.line_num
-                if name_col:
-                    name = row.get(name_col) or ""
-                else:
-                    name = f"{row.get(first_col or '') or ''} {row.get(last_col or '') or ''}"
-                try:
-                    address = normalise_email(row.get(email_col) or "")
-                except ValueError as exc:
-                    report.problems.append(f"{path}:{line}: {exc}")
-                    report.invalid += 1
-                    continue
-                key = address.lower()
-                if key in seen:
-                    report.problems.append(
-                        f"{path}:{line}: {address} duplicates line {seen[key]}; skipped"
-                    )
-                    continue
-                seen[key] = line
-                rows.append((line, address, name))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}:{reader.line_num}: not a readable CSV file: {exc}") from None
+            address = normalise_email(cell(email_col))
+        except ValueError as exc:
+            report.problems.append(f"{path}:{line}: {exc}")
+            report.invalid += 1
+            continue
+        if len(_clean_name(name)) > NAME_MAX:
+            report.problems.append(
+                f"{path}:{line}: {address}: the name is {len(_clean_name(name))} "
+                f"characters; at most {NAME_MAX}"
+            )
+            report.invalid += 1
+            continue
+        key = address.lower()
+        if key in seen:
+            report.problems.append(f"{path}:{line}: {address} duplicates line {seen[key]}; skipped")
+            continue
+        seen[key] = line
+        rows.append((line, address, name))
     return rows
 
 

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from .checks import Report
 from .errors import InputError
-from .models import iso_week
+from .files import check_writable
+from .models import iso_week, week_range
 from .render import open_issue
 from .send import SendReport
 from .send.checked import send_checked
@@ -37,14 +38,18 @@ def run_weekly(
 ) -> SendReport:
     """Check, build and send this week's issue; :class:`ChecksFailed` stops it unless ``force``."""
     week = week or current_week()
+    week_range(week)  # a week that exists, or one line naming --week
     issue_file = settings.issues_dir / f"{week}.toml"
     if not issue_file.exists():
         raise InputError(
             f"no issue file for {week}; write it (see issues/2023-W25.toml) before the weekly run",
             str(issue_file),
         )
+    loaded = open_issue(issue_file, settings)
+    # Before the first message, not when the report is written after the last one.
+    check_writable(loaded.out_dir(), "send-report.json", what="[paths] output_dir")
     return send_checked(
-        open_issue(issue_file, settings),
+        loaded,
         settings,
         force=force,
         on_checks=on_checks,

@@ -5,6 +5,10 @@ Each URL gets a HEAD request. A HEAD that fails with any 4xx or 5xx is retried o
 405 or 501 for pages that open fine in a browser; only the GET's answer is reported, so a page is
 called broken only when a real visit would fail too. Redirects are not followed: a 3xx is reported
 with its target, so the email can link to the final address.
+
+Every request goes through :mod:`newsletter.netguard`: loopback, private and other internal
+addresses are refused (unless ``[collect] allow_private``), and each request has one total
+deadline.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import httpx
+
+from .. import netguard
 
 # No project URL to point at yet; "+URL" is the convention once there is one.
 DEFAULT_USER_AGENT = "newsletter-linkcheck/0.1"
@@ -52,6 +58,8 @@ class LinkResult:
 
 def _reason(exc: BaseException, timeout: float) -> str:
     """A one-line reason for a failed request, from the most telling exception in the chain."""
+    if isinstance(exc, netguard.NetError):
+        return exc.reason
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out after {timeout:g} s"
     chain: list[BaseException] = []
@@ -89,18 +97,29 @@ def _invalid(url: str) -> str:
     return ""
 
 
-def _request(client: httpx.Client, method: str, url: str) -> tuple[int, str | None, float]:
-    start = time.perf_counter()
-    # Streaming returns once the headers are in; leaving the block closes without the body.
-    with client.stream(method, url) as response:
-        elapsed = time.perf_counter() - start
-        location = response.headers.get("location") if response.is_redirect else None
-        if location is not None:
-            location = str(response.url.join(location))
-        return response.status_code, location, elapsed
+@dataclass(frozen=True)
+class _Asker:
+    session: httpx.Client
+    timeout: float
+    slow_after: float
+    allow_private: bool
+
+    def request(self, method: str, url: str) -> tuple[int, str | None, float]:
+        start = time.perf_counter()
+        # Streaming returns once the headers are in; leaving the block closes without the body.
+        with netguard.open_url(
+            url,
+            method=method,
+            allow_private=self.allow_private,
+            timeout=self.timeout,
+            follow_redirects=False,
+            session=self.session,
+        ) as reply:
+            return reply.status_code, reply.location(), time.perf_counter() - start
 
 
-def _check(client: httpx.Client, url: str, timeout: float, slow_after: float) -> LinkResult:
+def _check(asker: _Asker, url: str) -> LinkResult:
+    timeout, slow_after = asker.timeout, asker.slow_after
     reason = _invalid(url)
     if reason:
         return LinkResult(url, None, None, 0.0, reason, slow_after)
@@ -108,11 +127,13 @@ def _check(client: httpx.Client, url: str, timeout: float, slow_after: float) ->
     try:
         head: tuple[int, str | None, float] | None
         try:
-            head = _request(client, "HEAD", url)
+            head = asker.request("HEAD", url)
         except httpx.RemoteProtocolError:
             head = None  # some servers hang up on HEAD
-        status, location, seconds = head if head and head[0] < 400 else _request(client, "GET", url)
-    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, ValueError, OSError) as exc:
+        status, location, seconds = head if head and head[0] < 400 else asker.request("GET", url)
+    except (
+        netguard.NetError, httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, ValueError, OSError
+    ) as exc:  # fmt: skip
         return LinkResult(
             url, None, None, time.perf_counter() - start, _reason(exc, timeout), slow_after
         )
@@ -126,19 +147,22 @@ def check_links(
     concurrency: int = 8,
     slow_after: float = 3.0,
     user_agent: str = DEFAULT_USER_AGENT,
+    allow_private: bool = False,
 ) -> list[LinkResult]:
-    """One result per distinct URL, in the order they first appear; never raises for a bad URL."""
+    """One result per distinct URL, in the order they first appear; never raises for a bad URL.
+
+    ``timeout`` bounds each request as a whole. Links to loopback, private and other
+    internal addresses are errors ("refused: ...") and no request is made, unless
+    ``allow_private`` (``[collect] allow_private``).
+    """
     unique = list(dict.fromkeys(urls))
     if not unique:
         return []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     with (
-        httpx.Client(
-            timeout=timeout,
-            limits=limits,
-            follow_redirects=False,
-            headers={"User-Agent": user_agent},
-        ) as client,
+        netguard.client(
+            timeout=timeout, headers={"User-Agent": user_agent}, max_connections=concurrency
+        ) as session,
         ThreadPoolExecutor(max_workers=concurrency) as pool,
     ):
-        return list(pool.map(lambda url: _check(client, url, timeout, slow_after), unique))
+        asker = _Asker(session, timeout, slow_after, allow_private)
+        return list(pool.map(lambda url: _check(asker, url), unique))

@@ -97,7 +97,7 @@ def links_reachable(ctx: Context) -> Iterator[Problem]:
     from .linkcheck import check_links
 
     web = [u for u in dict.fromkeys(urls(ctx)) if urlsplit(u).scheme in ("http", "https")]
-    for result in check_links(web):
+    for result in check_links(web, allow_private=ctx.settings.collect.allow_private):
         where = ctx.where_url(result.url)
         if result.kind == "broken":
             yield Problem(

@@ -104,8 +104,11 @@ def items_command(week: str | None, source: str | None, as_json: bool, settings:
         newsletter items --week 2023-W25
     """
     from .. import library
+    from ..models import week_range
     from ..store import Store
 
+    if week:
+        week_range(week)  # refused in one line before the store is opened
     fields = ("id", "title", "url", "summary", "published", "kind", "section", "author", "source")
     with Store(settings.store_path) as store:
         rows = (
@@ -152,8 +155,10 @@ def draft_command(week: str | None, settings: Settings) -> None:
     import datetime as dt
 
     from ..draft import draft_issue
-    from ..models import iso_week
+    from ..models import iso_week, week_range
 
+    if week:
+        week_range(week)  # refused in one line before the store is opened
     draft = draft_issue(settings, week or iso_week(dt.date.today()))
     count = (1 if draft.lead is not None else 0) + sum(len(i) for _, i in draft.sections)
     where = display(draft.path)

@@ -101,6 +101,14 @@ def _report(report: SendReport) -> int:
             f"Nothing to send: {report.issue} already went to "
             f"{plural(report.already_sent, 'subscriber')}."
         )
+        if report.already_failed:
+            # Exit 0 all the same: a rerun cannot change a 5xx, and cron retries of the
+            # same issue must not alarm again; the run that failed them exited 1.
+            echo(
+                f"{report.already_failed} failed permanently in earlier runs; see send-report.json",
+                err=True,
+                fg="yellow",
+            )
         return 0
     echo(
         f"{report.issue}: sent {report.sent}, failed {report.failed}, "
@@ -185,12 +193,17 @@ def send(
         return
 
     def confirm(count: int) -> None:
-        if not yes and sys.stdin.isatty():
-            target = mode_for(settings).target(settings)
-            click.confirm(
-                f"Send {issue_file} to {plural(count, 'subscriber')} through {target}?",
-                abort=True,
+        if yes:
+            return
+        if not sys.stdin.isatty():
+            # Nobody to ask: sending anyway would turn a forgotten --yes into a real send.
+            raise click.UsageError(
+                "use --yes to send without a terminal", ctx=click.get_current_context()
             )
+        target = mode_for(settings).target(settings)
+        click.confirm(
+            f"Send {issue_file} to {plural(count, 'subscriber')} through {target}?", abort=True
+        )
 
     progress, on_start, on_result = _progress()
     stop = threading.Event()

@@ -142,8 +142,10 @@ def _public_rows(settings: Settings, status: str | None) -> Iterator[dict[str, A
     from ..store import Store
 
     with Store(settings.store_path) as store:
+        # The columns of Subscriber.public(), without dataclasses.asdict's deep copies:
+        # they were two thirds of the time of listing 200,000 subscribers.
         for subscriber in subscribers.iter_subscribers(store, status):
-            yield subscriber.public()
+            yield {column: getattr(subscriber, column) for column in COLUMNS}
 
 
 @subscribers_group.command(name="list")
@@ -180,6 +182,6 @@ def subscribers_export(status: str | None, as_json: bool, settings: Settings) ->
     if as_json:
         print_rows(rows, COLUMNS, as_json=True)
         return
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(COLUMNS))
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(sys.stdout)
+    writer.writerow(COLUMNS)
+    writer.writerows([row[column] for column in COLUMNS] for row in rows)

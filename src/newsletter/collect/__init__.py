@@ -1,7 +1,9 @@
 """Collect stage: sources (feeds, newsroom pages, copied text) -> the item library.
 
-Every source's import is one transaction: a source that fails leaves the library as
-it was, and the other sources are still collected.
+Every source's import is one transaction: a source that fails (whatever the exception)
+leaves the library as it was, and the other sources are still collected. Every text field
+a source gives loses its control characters here, in one place, on its way into the library
+(:func:`_new_item`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from pydantic import ValidationError
 
 from .. import library
 from ..errors import ConfigError, InputError, NewsletterError
-from ..normalise import is_web_url
+from ..normalise import clean_text, is_web_url, web_url
 from ..pause import checkpoint
 from ..settings import Settings, SourceSettings
 from ..store import Store, utcnow
-from .base import Candidate, Parsed
+from .base import SELECTOR_KEYS, Candidate, Parsed
 from .fetch import fetch
 
 __all__ = [
@@ -125,24 +127,29 @@ def _read(source: SourceSettings, settings: Settings, store: Store, conditional:
 def _new_item(
     candidate: Candidate, source: SourceSettings, settings: Settings, rank: int
 ) -> library.NewItem:
+    """The library's item for ``candidate``: the one place where collected text is cleaned
+    of control characters (they break the draft's TOML, headers and terminals)."""
     day = candidate.published
     if candidate.published_at is not None:
         moment = candidate.published_at
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.UTC)
-        day = moment.astimezone(ZoneInfo(settings.draft.timezone)).date()
+        try:
+            day = moment.astimezone(ZoneInfo(settings.draft.timezone)).date()
+        except (OverflowError, ValueError):  # the parsers refuse such dates; in case one did not
+            day = None
     return library.NewItem(
-        title=candidate.title,
+        title=clean_text(candidate.title),
         source=source.name,
-        url=candidate.url,
+        url=web_url(candidate.url) if candidate.url else None,
         published=day,
         updated=candidate.updated,
-        summary=candidate.summary,
-        kind=candidate.kind or source.kind,
-        section=candidate.section or source.section,
-        author=candidate.author,
-        image_url=candidate.image_url,
-        image_alt=candidate.image_alt,
+        summary=clean_text(candidate.summary, lines=True),
+        kind=clean_text(candidate.kind or source.kind),
+        section=clean_text(candidate.section or source.section),
+        author=clean_text(candidate.author),
+        image_url=web_url(candidate.image_url) if candidate.image_url else None,
+        image_alt=clean_text(candidate.image_alt),
         rank=rank,
     )
 
@@ -165,6 +172,9 @@ def source_for(
         key, equals, css = selector.partition("=")
         if not equals or not key.strip():
             raise InputError(f"selector {selector!r}: write KEY=CSS, e.g. item=li.news")
+        if key.strip() not in SELECTOR_KEYS:
+            known = ", ".join(SELECTOR_KEYS)
+            raise InputError(f"selector {selector!r}: unknown key {key.strip()!r} (use {known})")
         pairs[key.strip()] = css
     if pairs and kind != "page":
         raise InputError(f"selectors: only --type page uses them, not --type {kind}")
@@ -199,14 +209,25 @@ def collect_source(
             return report
         parsed = PARSERS[source.type](source, read.content, read.url or source.location)
         report.problems = parsed.problems
+        if parsed.error:
+            report.error = f"{source.location}: {parsed.error}"
+            return report
         add_candidates(store, settings, source, parsed.items, report)
         if parsed.items and (read.etag or read.last_modified):
             library.write_source_state(store, source, read.etag, read.last_modified)
     except NewsletterError as exc:
         report.error = str(exc)
     except (sqlite3.Error, ValueError) as exc:
-        report.error = f"{source.location}: {exc}"
+        report.error = f"{source.location}: {_one_line(exc)}"
+    except RecursionError:
+        report.error = f"{source.location}: nested too deeply to read; nothing imported"
+    except Exception as exc:  # a parser bug must not stop the other sources
+        report.error = f"{source.location}: could not be read ({_one_line(exc)})"
     return report
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def add_candidates(
@@ -223,6 +244,9 @@ def add_candidates(
     with store.transaction() as db:
         for rank, candidate in enumerate(candidates):
             item = _new_item(candidate, source, settings, rank)
+            if not item.title:
+                report.problems.append(f"item {rank + 1}: no title once cleaned: skipped")
+                continue
             outcome = library.add_item(db, item, now=now, same_title_days=days)
             setattr(report, outcome, getattr(report, outcome) + 1)
     return report

@@ -12,7 +12,17 @@ import nh3
 
 from ..normalise import clip
 
-__all__ = ["SUMMARY_LIMIT", "Candidate", "Parsed", "html_to_text", "summary_text"]
+__all__ = [
+    "SELECTOR_KEYS",
+    "SUMMARY_LIMIT",
+    "Candidate",
+    "Parsed",
+    "html_to_text",
+    "summary_text",
+]
+
+#: The selectors a page source understands: ``item``, then the fields looked up inside it.
+SELECTOR_KEYS = ("item", "title", "link", "date", "summary", "image")
 
 #: Summaries longer than this many characters are cut at a word boundary.
 SUMMARY_LIMIT = 600
@@ -75,3 +85,6 @@ class Parsed:
     items: list[Candidate] = field(default_factory=list)
     #: One line per thing skipped or doubtful, saying what and why.
     problems: list[str] = field(default_factory=list)
+    #: Why nothing could be read at all (not a feed, selectors that match nothing...):
+    #: then the source counts as failed, and ``collect`` / ``import`` exit non-zero.
+    error: str = ""

@@ -7,11 +7,13 @@ allow-list sanitiser) and lose every tag and attribute, so ``<script>``, event h
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
 import io
 import json
 import time
+import xml.parsers.expat
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,6 +23,10 @@ from ..normalise import web_url
 from .base import Candidate, Parsed, html_to_text, summary_text
 
 __all__ = ["parse_feed"]
+
+# Dates Python can still move to any time zone (the library uses [draft] timezone).
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC) + dt.timedelta(days=2)
+_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC) - dt.timedelta(days=2)
 
 
 def _first_web(*urls: str | None) -> str:
@@ -64,7 +70,11 @@ def parse_feed(content: bytes, base_url: str = "") -> Parsed:
         response_headers={"content-type": "application/xml", "content-location": location},
     )
     if not result.get("version") or not result.entries:
-        return Parsed(problems=[_not_a_feed(content, head, result)])
+        reason = _not_a_feed(content, head, result)
+        # A real feed with no entries yet is news, not a failure; anything else is.
+        if not result.get("version") or result.get("bozo") or _too_deep(content):
+            return Parsed(error=reason)
+        return Parsed(problems=[reason])
     base = _first_web(location, result.feed.get("link"))
     parsed = Parsed()
     for number, entry in enumerate(result.entries, 1):
@@ -93,6 +103,30 @@ def _not_a_feed(content: bytes, head: bytes, result: Mapping[str, Any]) -> str:
     return f"the response is not a recognisable feed ({reason}): nothing imported"
 
 
+#: Deeper than this, an entryless "feed" is junk (or an attack), not a quiet week.
+_MAX_DEPTH = 100
+
+
+def _too_deep(content: bytes) -> bool:
+    """Whether the XML nests elements more than :data:`_MAX_DEPTH` deep (expat: no recursion)."""
+    depth = deepest = 0
+
+    def start(name: str, attrs: object) -> None:
+        nonlocal depth, deepest
+        depth += 1
+        deepest = max(deepest, depth)
+
+    def end(name: str) -> None:
+        nonlocal depth
+        depth -= 1
+
+    parser = xml.parsers.expat.ParserCreate()
+    parser.StartElementHandler, parser.EndElementHandler = start, end
+    with contextlib.suppress(xml.parsers.expat.ExpatError):
+        parser.Parse(content, True)
+    return deepest > _MAX_DEPTH
+
+
 def _is_text(sample: bytes) -> bool:
     try:
         sample.decode("utf-8")
@@ -112,17 +146,37 @@ def _add(parsed: Parsed, number: int, candidate: Candidate | None, notes: list[s
         parsed.items.append(candidate)
 
 
+def _in_range(when: dt.datetime, raw: str, notes: list[str]) -> dt.datetime | None:
+    """``when`` with a time zone, or None (and a note) when it cannot be a real date:
+    "31 Dec 9999 -1200" is past the last date Python can hold once moved to UTC."""
+    when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    try:
+        utc: dt.datetime | None = when.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not _EARLIEST <= utc <= _LATEST:
+        notes.append(f"date {raw!r} is out of range: kept undated")
+        return None
+    return when
+
+
 def _entry_date(raw: str, parsed: time.struct_time | None, notes: list[str]) -> dt.datetime | None:
-    """The date as the publisher wrote it (keeping its offset), else feedparser's UTC reading."""
+    """The date as the publisher wrote it (keeping its offset), else feedparser's UTC reading.
+
+    An unparseable or impossible date is reported and the entry kept undated.
+    """
     if raw:
         for reader in (email.utils.parsedate_to_datetime, dt.datetime.fromisoformat):
             try:
                 when = reader(raw.strip())
-            except (TypeError, ValueError, IndexError):
+            except (TypeError, ValueError, IndexError, OverflowError):
                 continue
-            return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+            return _in_range(when, raw, notes)
     if parsed is not None:
-        return dt.datetime(*parsed[:6], tzinfo=dt.UTC)
+        try:
+            return _in_range(dt.datetime(*parsed[:6], tzinfo=dt.UTC), raw, notes)
+        except (TypeError, ValueError, OverflowError):
+            pass
     if raw:
         notes.append(f"unparseable date {raw!r}")
     return None
@@ -173,13 +227,17 @@ def _parse_json_feed(content: bytes, base_url: str) -> Parsed:
     try:
         doc = json.loads(content.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as exc:
-        return Parsed(problems=[f"the response is not valid JSON ({exc}): nothing imported"])
+        return Parsed(error=f"the response is not valid JSON ({exc}): nothing imported")
+    except RecursionError:
+        return Parsed(error="the JSON is nested too deeply to read: nothing imported")
     version = doc.get("version", "") if isinstance(doc, dict) else ""
     if not str(version).startswith("https://jsonfeed.org/version/"):
-        return Parsed(problems=["the response is JSON but not a JSON Feed: nothing imported"])
+        return Parsed(error="the response is JSON but not a JSON Feed: nothing imported")
     base = _first_web(base_url, _str(doc.get("feed_url")), _str(doc.get("home_page_url")))
     items = doc.get("items")
-    if not isinstance(items, list) or not items:
+    if not isinstance(items, list):
+        return Parsed(error="the JSON Feed's items is not a list: nothing imported")
+    if not items:
         return Parsed(problems=["the JSON Feed has no items: nothing imported"])
     parsed = Parsed()
     for number, item in enumerate(items, 1):
@@ -196,7 +254,7 @@ def _json_date(value: str, notes: list[str]) -> dt.datetime | None:
     except ValueError:
         notes.append(f"unparseable date {value!r}")
         return None
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    return _in_range(when, value, notes)
 
 
 def _str(value: object) -> str:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from ..normalise import clip, parse_date, web_url
-from .base import SUMMARY_LIMIT, Candidate, Parsed, html_to_text
+from .base import SELECTOR_KEYS, SUMMARY_LIMIT, Candidate, Parsed, html_to_text
 
 __all__ = ["NATO_NEWSROOM_SELECTORS", "is_navigation", "parse_page"]
 
@@ -37,7 +37,7 @@ NATO_NEWSROOM_SELECTORS: Final[Mapping[str, str]] = {
     "image": "img",
 }
 
-_FIELDS = ("title", "link", "date", "summary", "image")
+_FIELDS = SELECTOR_KEYS[1:]
 _ANCHOR = "a[href]"
 # Lazy-loading scripts keep the real picture in a data- attribute and a placeholder in src.
 _IMAGE_ATTRS = ("data-original", "data-src", "data-lazy-src", "src")
@@ -102,8 +102,7 @@ def parse_page(html: str | bytes, base_url: str, selectors: Mapping[str, str]) -
     problems = [f"unknown selector {key!r} ignored (known: {known})"
                 for key in selectors if key not in ("item", *_FIELDS)]  # fmt: skip
     if not (selectors.get("item") or "").strip():
-        problems.append("no item selector configured: nothing imported")
-        return Parsed(problems=problems)
+        return Parsed(problems=problems, error="no item selector configured: nothing imported")
     # Bytes: let lexbor find the charset (BOM, <meta charset>) instead of assuming UTF-8.
     tree = LexborHTMLParser(html, encoding=isinstance(html, bytes))
     fields: dict[str, str] = {}
@@ -115,15 +114,16 @@ def parse_page(html: str | bytes, base_url: str, selectors: Mapping[str, str]) -
             tree.css(selector)  # Validates once, so a typo is reported once, not per item.
         except SelectolaxError:
             outcome = "nothing imported" if key == "item" else "ignored"
-            problems.append(f"the {key} selector {selector!r} is not valid CSS: {outcome}")
+            reason = f"the {key} selector {selector!r} is not valid CSS: {outcome}"
             if key == "item":
-                return Parsed(problems=problems)
+                return Parsed(problems=problems, error=reason)
+            problems.append(reason)
             continue
         fields[key] = selector
     items = tree.css(fields["item"])
     if not items:
-        problems.append(f"the item selector {fields['item']!r} matched nothing on {base_url}")
-        return Parsed(problems=problems)
+        reason = f"the item selector {fields['item']!r} matched nothing on {base_url}"
+        return Parsed(problems=problems, error=reason)
     parsed = Parsed(problems=problems)
     seen: set[str] = set()
     for number, item in enumerate(items, 1):

@@ -130,7 +130,7 @@ def parse_text(text: str, *, page_date: dt.date | None = None, source: str = "")
     where = f"{source}: " if source else ""
     parsed = Parsed(problems=[where + p for p in page.problems])
     if not page.stories:
-        parsed.problems.append(where + "no recognisable stories in the text")
+        parsed.error = where + "no recognisable stories in the text"
         return parsed
     default = page_date or _page_date_from_text(page, parsed.problems, where)
     seen: set[str] = set()

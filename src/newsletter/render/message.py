@@ -71,6 +71,53 @@ def _refuse_line_breaks(**values: str) -> None:
             )
 
 
+#: RFC 5322 2.1.1: lines should be at most 78 characters, and must be at most 998.
+MAX_LINE = 78
+#: UTF-8 bytes per RFC 2047 encoded word: 42 bytes are 56 base64 characters, so
+#: "=?utf-8?b?" + 56 + "?=" is 68, and a line (" " or "To: " before it) stays under 78.
+_WORD_BYTES = 42
+
+
+def _encoded_words(text: str) -> list[str]:
+    """``text`` as RFC 2047 encoded words, each whole characters and short enough to fold."""
+    words: list[str] = []
+    chunk = b""
+    for char in text:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > _WORD_BYTES:
+            words.append(chunk.decode("utf-8"))
+            chunk = b""
+        chunk += encoded
+    if chunk:
+        words.append(chunk.decode("utf-8"))
+    return [
+        "=?utf-8?b?" + binascii.b2a_base64(w.encode("utf-8"), newline=False).decode() + "?="
+        for w in words
+    ]
+
+
+def _to_header(name: str, address: str) -> bytes:
+    """The ``To:`` line, folded when it would pass 78 characters.
+
+    The common case (a short name) is ``formataddr``'s one line. A long name becomes
+    encoded words, one per line, and the address goes on a line of its own; only an
+    address longer than a line (at most 254 characters) is left unfolded.
+    """
+    line = "To: " + formataddr((name, address), charset="utf-8")
+    if len(line) <= MAX_LINE or not name:
+        return line.encode("ascii") + b"\r\n"
+    parts = [*_encoded_words(name), f"<{address}>"]
+    return ("To: " + "\r\n ".join(parts) + "\r\n").encode("ascii")
+
+
+def _list_header(name: str, items: Sequence[str]) -> bytes:
+    """``name: a, b`` on one line when it fits in 78 characters, else one item per line."""
+    line = f"{name}: " + ", ".join(items)
+    if len(line) > MAX_LINE:
+        line = f"{name}: " + ",\r\n ".join(items)
+    return line.encode("ascii") + b"\r\n"
+
+
 def _qp(text: str) -> bytes:
     """Quoted-printable with CRLF line ends."""
     encoded = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True)
@@ -162,7 +209,16 @@ class MessageBuilder:
         self.secret = settings.security.secret.get_secret_value()
         self.domain = newsletter.from_address.rsplit("@", 1)[1]
         subject = ("[TEST] " if test else "") + issue.subject
-        _refuse_line_breaks(subject=subject, **{"newsletter name": issue.newsletter})
+        _refuse_line_breaks(
+            subject=subject,
+            **{
+                "newsletter name": issue.newsletter,
+                "[newsletter] from_address": newsletter.from_address,
+                "[newsletter] reply_to": newsletter.reply_to,
+                "[newsletter] unsubscribe_mailto": newsletter.unsubscribe_mailto or "",
+                "[newsletter] base_url": newsletter.base_url,
+            },
+        )
 
         self.base_url = newsletter.base_url
         self.rendered = rendered
@@ -246,26 +302,33 @@ class MessageBuilder:
         sign: bool = True,
     ) -> bytes:
         """The whole message for one recipient, CRLF line ends."""
-        _refuse_line_breaks(name=recipient.name, address=recipient.email)
         token = self.token(recipient)
         greeting = self.greeting(recipient) if greeting is None else greeting
         url = unsubscribe_url(self.base_url, token or None)
-        _refuse_line_breaks(**{"unsubscribe URL": url})
-        unsubscribe = f"<{url}>"
-        if self.mailto and token:
-            unsubscribe += f", <mailto:{self.mailto}?subject=unsubscribe%20{token}>"
-        elif self.mailto:
-            unsubscribe += f", <mailto:{self.mailto}?subject=unsubscribe>"
-        headers = (
-            self._static_headers
-            + b"To: "
-            + formataddr((recipient.name, recipient.email), charset="utf-8").encode("ascii")
-            + b"\r\nMessage-ID: "
-            + (message_id or self.message_id(recipient)).encode("ascii")
-            + b"\r\nList-Unsubscribe: "
-            + unsubscribe.encode("ascii")
-            + b"\r\n"
+        unsubscribe = [f"<{url}>"]
+        if self.mailto:
+            query = f"unsubscribe%20{token}" if token else "unsubscribe"
+            unsubscribe.append(f"<mailto:{self.mailto}?subject={query}>")
+        msgid = message_id or self.message_id(recipient)
+        # Every value with a variable part, whatever its source, just before it is written.
+        _refuse_line_breaks(
+            name=recipient.name,
+            address=recipient.email,
+            **{"Message-ID": msgid, "List-Unsubscribe": ", ".join(unsubscribe)},
         )
+        try:
+            headers = (
+                self._static_headers
+                + _to_header(recipient.name, recipient.email)
+                + b"Message-ID: "
+                + msgid.encode("ascii")
+                + b"\r\n"
+                + _list_header("List-Unsubscribe", unsubscribe)
+            )
+        except UnicodeEncodeError:
+            raise InputError(
+                f"a header for {recipient.email!r} is not ASCII (Message-ID or unsubscribe URL)"
+            ) from None
         query = url[len(unsubscribe_url(self.base_url)) :]
         token_qp = _soft_break(_qp(query)) if query else b""
         text = self._text.render({TOKEN: token_qp, GREETING: _soft_break(_qp(greeting))}, stuffed)

@@ -53,6 +53,8 @@ class SendReport:
     deferred: int = 0
     #: Sent by earlier runs (this run skipped them).
     already_sent: int = 0
+    #: Refused for good (5xx) in earlier runs: a rerun cannot send to them.
+    already_failed: int = 0
     remaining: int = 0
     stopped: str = ""
     seconds: float = 0.0
@@ -163,6 +165,7 @@ def send_issue(
             ledger.add_recipients(db, issue.week)
         counts = ledger.counts(store, issue.week)
         report.already_sent = counts.get("sent", 0)
+        report.already_failed = counts.get("failed", 0)
         pending = counts.get("pending", 0)
         report.recipients = min(pending, limit) if limit is not None else pending
         if on_start:
@@ -192,10 +195,40 @@ def send_issue(
         _fill(report, outcome, store, issue.week)
         if stop.is_set() and not outcome.stopped:
             report.stopped = "interrupted"
-    report.finished = utcnow()
-    report.seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
-    write_atomic({out / "send-report.json": json.dumps(asdict(report), indent=2).encode()})
+        report.finished = utcnow()
+        report.seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
+        _write_reports(report, store, out, started)
     return report
+
+
+def _write_reports(report: SendReport, store: Store, out: Path, started: dt.datetime) -> None:
+    """This run's own ``send-report-<UTC time>.json``, and ``send-report.json``: the
+    issue's total across every run, from the ledger (a no-op rerun never hides a real one)."""
+    # To the microsecond: two quick reruns never share a name, and names sort by time.
+    run_file = out / f"send-report-{started:%Y%m%dT%H%M%S.%fZ}.json"
+    counts = ledger.counts(store, report.issue)
+    failures: list[dict[str, str]] = []
+    deferred: list[dict[str, str]] = []
+    for email, state, reply in ledger.refusals(store, report.issue):
+        (failures if state == "failed" else deferred).append({"email": email, "reply": reply})
+    runs = sorted(p.name for p in out.glob("send-report-*.json"))
+    total = {
+        "issue": report.issue,
+        "updated": report.finished,
+        "sent": counts.get("sent", 0),
+        "failed": counts.get("failed", 0),
+        "remaining": counts.get("pending", 0),
+        "failures": failures,
+        "deferred": deferred,
+        "last_run": run_file.name,
+        "runs": sorted({*runs, run_file.name}),
+    }
+    write_atomic(
+        {
+            run_file: json.dumps(asdict(report), indent=2).encode(),
+            out / "send-report.json": json.dumps(total, indent=2).encode(),
+        }
+    )
 
 
 def _fill(report: SendReport, outcome: Outcome, store: Store, week: str) -> None:

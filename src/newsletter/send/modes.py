@@ -58,6 +58,15 @@ class Relay:
                 "[security] secret is still the sample value; set a long random secret "
                 "(NEWSLETTER_SECURITY__SECRET) before sending through a relay"
             )
+        if smtp.ca_file is not None and smtp.security != "none":
+            # Said before anything is built or sent, not after the first connection.
+            ca_file = settings.path(smtp.ca_file)
+            try:
+                ca_file.open("rb").close()
+            except OSError as exc:
+                raise ConfigError(
+                    f"[smtp] ca_file {ca_file}: cannot read: {exc.strerror}"
+                ) from None
         loopback = smtp.host in ("localhost", "127.0.0.1", "::1")
         if smtp.username and smtp.security == "none" and not loopback:
             raise ConfigError(

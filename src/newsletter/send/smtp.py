@@ -9,11 +9,14 @@ connection (a run's first connection treats that as fatal, see ``modes.py``) and
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import re
 import smtplib
 import socket
 import ssl
+import time
 from typing import Literal, NoReturn
 
 from ..settings import SmtpSettings
@@ -70,6 +73,14 @@ class Connection:
         self._smtp: smtplib.SMTP | None = None
         self._pipelining = False
         self._context: ssl.SSLContext | None = None
+        #: When the command being answered must have its whole reply (time.monotonic()).
+        self._deadline = 0.0
+        #: What must never appear in a message: the credentials, in every form sent.
+        self._secrets = (
+            _credential_forms(settings.username, settings.password.get_secret_value())
+            if settings.username
+            else ()
+        )
 
     @property
     def where(self) -> str:
@@ -152,7 +163,7 @@ class Connection:
             kind = ServerFailure if exc.errno in _NO_SUCH_HOST else TemporaryFailure
             return kind(f"cannot resolve SMTP host {self.host!r}: {exc.strerror}")
         if isinstance(exc, smtplib.SMTPResponseException):
-            reply = Reply.of(exc.smtp_code, exc.smtp_error)
+            reply = self._reply(exc.smtp_code, exc.smtp_error)
             kind = TemporaryFailure if 400 <= reply.code < 500 else ServerFailure
             return kind(f"{stage} {self.where}: {reply}", reply)
         # Refused, reset, timed out, disconnected.
@@ -177,20 +188,19 @@ class Connection:
         try:
             smtp.login(s.username, password)
         except smtplib.SMTPResponseException as exc:
-            reply = Reply.of(exc.smtp_code, exc.smtp_error)
-            # A server may echo what it was sent; the password must never reach a log.
-            if password:
-                reply = Reply(reply.code, reply.text.replace(password, "***"))
+            # A server may echo what it was sent (AUTH PLAIN's base64, AUTH LOGIN's user
+            # name and password): every reply is masked before it becomes a message.
+            reply = self._reply(exc.smtp_code, exc.smtp_error)
             if 400 <= reply.code < 500:
                 raise TemporaryFailure(f"{self.where} cannot log in now: {reply}", reply) from None
             raise ServerFailure(
-                f"{self.where} refused the login for user {s.username!r}: {reply}", reply
+                f"{self.where} refused the login ([smtp] username and password): {reply}", reply
             ) from None
         except smtplib.SMTPException as exc:
             if isinstance(exc, smtplib.SMTPServerDisconnected):
                 raise
             # No common mechanism: smtplib says so without a reply code.
-            raise ServerFailure(f"cannot log in to {self.where}: {exc}") from None
+            raise ServerFailure(f"cannot log in to {self.where}: {self._mask(str(exc))}") from None
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._context is None:
@@ -207,7 +217,33 @@ class Connection:
 
     def _expect(self, code: int, text: bytes, expected: int, what: str) -> None:
         if code != expected:
-            self._raise_for(Reply.of(code, text), f"{what} {self.where}")
+            self._raise_for(self._reply(code, text), f"{what} {self.where}")
+
+    def _reply(self, code: int, text: bytes | str) -> Reply:
+        """A server's reply, with any echo of the credentials masked."""
+        reply = Reply.of(code, text)
+        return Reply(reply.code, self._mask(reply.text)) if self._secrets else reply
+
+    def _mask(self, text: str) -> str:
+        """``text`` with the user name, the password and their base64 forms as ``***``.
+
+        Known forms are replaced as they are; any other base64 word that decodes to
+        something holding a credential (AUTH PLAIN with an authorisation id, CRAM-MD5's
+        answer) is masked whole.
+        """
+        if not self._secrets:
+            return text
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return _BASE64_WORD.sub(lambda m: "***" if self._holds_secret(m[0]) else m[0], text)
+
+    def _holds_secret(self, word: str) -> bool:
+        try:
+            decoded = base64.b64decode(word + "=" * (-len(word) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        plain = decoded.decode("utf-8", errors="replace")
+        return any(secret in plain for secret in self._secrets)
 
     @staticmethod
     def _raise_for(reply: Reply, what: str) -> NoReturn:
@@ -249,33 +285,91 @@ class Connection:
 
     def _transaction(self, smtp: smtplib.SMTP, commands: tuple[bytes, bytes], data: bytes) -> Reply:
         mail_cmd, rcpt_cmd = commands
-        if self._pipelining:
-            # RFC 2920: one write, then every reply in order; the first failure decides.
-            smtp.send(mail_cmd + rcpt_cmd + b"DATA\r\n")
-            mail, rcpt, go = _read(smtp), _read(smtp), _read(smtp)
+        try:
+            if self._pipelining:
+                # RFC 2920: one write, then every reply in order; the first failure decides.
+                self._command(smtp, mail_cmd + rcpt_cmd + b"DATA\r\n")
+                mail, rcpt, go = self._read(smtp), self._read(smtp), self._read(smtp)
+                try:
+                    self._check(mail, "mail")
+                    self._check(rcpt, "rcpt")
+                except (PermanentFailure, ServerFailure):
+                    if go.code == 354:
+                        # DATA was accepted although the envelope was not (RFC 2920 allows
+                        # this): end it empty so that RSET or QUIT are read as commands.
+                        self._command(smtp, b".\r\n")
+                        self._read(smtp)
+                    raise
+            else:
+                self._command(smtp, mail_cmd)
+                self._check(self._read(smtp), "mail")
+                self._command(smtp, rcpt_cmd)
+                self._check(self._read(smtp), "rcpt")
+                self._command(smtp, b"DATA\r\n")
+                go = self._read(smtp)
+            self._check(go, "data", ok=354)
+            # One write: a separate small write for the terminator can stall on Nagle +
+            # delayed ACK. The deadline covers sending the message and its reply.
+            self._command(smtp, data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
+            done = self._read(smtp)
+            self._check(done, "data")
+            return done
+        finally:
+            if smtp.sock is not None:
+                smtp.sock.settimeout(self.settings.timeout)
+
+    def _command(self, smtp: smtplib.SMTP, line: bytes) -> None:
+        """Send a command (or the message): its whole reply is due within ``[smtp] timeout``.
+
+        The socket's own timeout bounds each read, not the reply: a server that trickles a
+        byte at a time would hold the connection for ever. ``sendall`` keeps one budget for
+        the whole write, so a server that stops reading mid-DATA times out too.
+        """
+        self._deadline = time.monotonic() + self.settings.timeout
+        self._budget(smtp)
+        smtp.send(line)
+
+    def _budget(self, smtp: smtplib.SMTP) -> None:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the SMTP command took longer than [smtp] timeout")
+        assert smtp.sock is not None
+        smtp.sock.settimeout(remaining)
+
+    def _read(self, smtp: smtplib.SMTP) -> Reply:
+        """One reply (every line of it) by the current command's deadline."""
+        lines: list[bytes] = []
+        code = -1
+        while True:
+            line = self._readline(smtp)
+            lines.append(line[4:].strip(b" \t\r\n"))
             try:
-                self._check(mail, "mail")
-                self._check(rcpt, "rcpt")
-            except (PermanentFailure, ServerFailure):
-                if go.code == 354:
-                    # DATA was accepted although the envelope was not (RFC 2920 allows this):
-                    # end it empty so that RSET or QUIT are read as commands, not as text.
-                    smtp.send(b".\r\n")
-                    _read(smtp)
-                raise
-        else:
-            smtp.send(mail_cmd)
-            self._check(_read(smtp), "mail")
-            smtp.send(rcpt_cmd)
-            self._check(_read(smtp), "rcpt")
-            smtp.send(b"DATA\r\n")
-            go = _read(smtp)
-        self._check(go, "data", ok=354)
-        # One write: a separate small write for the terminator can stall on Nagle + delayed ACK.
-        smtp.send(data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
-        done = _read(smtp)
-        self._check(done, "data")
-        return done
+                code = int(line[:3])
+            except ValueError:
+                code = -1
+                break
+            if line[3:4] != b"-":
+                break
+        return self._reply(code, b"\n".join(lines))
+
+    def _readline(self, smtp: smtplib.SMTP) -> bytes:
+        if smtp.file is None:
+            assert smtp.sock is not None
+            smtp.file = smtp.sock.makefile("rb")
+        line = b""
+        while True:
+            self._budget(smtp)
+            # peek does at most one read from the socket; read then only takes what is
+            # buffered, up to the end of the line, so the next reply stays buffered.
+            buffered = smtp.file.peek(1)
+            if not buffered:
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            end = buffered.find(b"\n")
+            line += smtp.file.read(len(buffered) if end < 0 else end + 1)
+            if end >= 0:
+                return line
+            if len(line) > _MAX_REPLY_LINE:
+                raise smtplib.SMTPResponseException(500, b"Line too long.")
 
     def _check(self, reply: Reply, stage: Literal["mail", "rcpt", "data"], ok: int = 0) -> None:
         if reply.code == ok or (not ok and 200 <= reply.code < 300):
@@ -287,11 +381,14 @@ class Connection:
     def _reset(self, smtp: smtplib.SMTP) -> None:
         """RSET after a refused transaction so the session stays usable; drop it if that fails."""
         try:
-            smtp.send(b"RSET\r\n")
-            if _read(smtp).code == 250:
+            self._command(smtp, b"RSET\r\n")
+            if self._read(smtp).code == 250:
                 return
-        except OSError:
+        except (OSError, smtplib.SMTPException):
             pass
+        finally:
+            if smtp.sock is not None:
+                smtp.sock.settimeout(self.settings.timeout)
         self._drop()
 
     def _drop(self) -> None:
@@ -315,9 +412,29 @@ class Connection:
             smtp.close()
 
 
-def _read(smtp: smtplib.SMTP) -> Reply:
-    code, text = smtp.getreply()
-    return Reply.of(code, text)
+#: smtplib's limit on one reply line.
+_MAX_REPLY_LINE = 8192
+
+#: A word that may be base64: what a server echoing an AUTH exchange would show.
+_BASE64_WORD = re.compile(r"[A-Za-z0-9+/]{4,}={0,2}")
+
+
+def _credential_forms(username: str, password: str) -> tuple[str, ...]:
+    """Every form of the credentials an SMTP login puts on the wire, longest first.
+
+    AUTH PLAIN sends base64("\\0user\\0password"); AUTH LOGIN sends base64(user) and
+    base64(password) as separate lines (the first as the initial response).
+    """
+
+    def b64(value: str) -> str:
+        return base64.b64encode(value.encode("utf-8")).decode("ascii")
+
+    forms = {username, password, b64(username), b64(password)}
+    forms |= {b64(f"\0{username}\0{password}"), b64(f"{username}\0{username}\0{password}")}
+    # Base64 without its padding, as a server might quote it; and never short fragments
+    # of ordinary words (a one-letter user name would mask every "a").
+    forms |= {form.rstrip("=") for form in forms}
+    return tuple(sorted((f for f in forms if len(f) >= 3), key=len, reverse=True))
 
 
 # An address that needs no quoting, IDNA or checks: the common case, written directly
