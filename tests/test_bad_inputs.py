@@ -596,6 +596,25 @@ CASES: list[Case] = [
         store="none-sent",
     ),
     Case(
+        "capture-dir-is-a-file",
+        "paths",
+        ("send", ISSUE, "--yes"),
+        ("capture_dir",),
+        setup=[
+            write("maildir-file", "not a folder"),
+            config('capture_dir = "out/mail"', 'capture_dir = "maildir-file"'),
+        ],
+        store="none-sent",
+    ),
+    Case(
+        "send-report-is-a-folder",
+        "paths",
+        ("send", ISSUE, "--yes"),
+        ("send-report.json",),
+        setup=[mkdir("out/2023-W25/send-report.json")],
+        store="none-sent",
+    ),
+    Case(
         "ca-file-missing",
         "paths",
         ("send", ISSUE, "--yes"),

@@ -11,7 +11,10 @@ cron job gives the same result whatever its working directory.
 
 from __future__ import annotations
 
+import json
+import os
 import tomllib
+import typing
 import unicodedata
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +34,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -73,7 +77,11 @@ class NewsletterSettings(_Section):
         description="Public web root: archive pages, images and the unsubscribe page live under it."
     )
     postal_address: str = Field(description="The organisation's postal address, for the footer.")
-    language: str = Field(default="en", description="BCP 47 language tag for the `lang` attribute.")
+    language: str = Field(
+        default="en",
+        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$",
+        description="BCP 47 language tag for the `lang` attribute, e.g. en, fr, pt-BR.",
+    )
     greeting: str = Field(
         default="Hello {name},", description="Greeting for a subscriber whose name is known."
     )
@@ -382,6 +390,25 @@ def _sets(data: dict[str, Any], loc: Any) -> bool:
     return True
 
 
+def _environment_problem() -> str:
+    """pydantic-settings says only which section failed; name the variable."""
+    for name, value in sorted(os.environ.items()):
+        if not name.startswith("NEWSLETTER_") or "__" not in name:
+            continue
+        section, _, key = name.removeprefix("NEWSLETTER_").lower().partition("__")
+        model = Settings.model_fields.get(section)
+        field = getattr(model.annotation, "model_fields", {}).get(key) if model else None
+        if field is not None and typing.get_origin(field.annotation) in (list, dict):
+            try:
+                json.loads(value)
+            except ValueError:
+                return (
+                    f"{name}: [{section}] {key} is a list or table: write it as JSON, "
+                    f"e.g. {name}='[\"*.example.org\"]'"
+                )
+    return "a NEWSLETTER_* environment variable could not be read; check list values are JSON"
+
+
 def load_settings(path: Path | str = DEFAULT_CONFIG) -> Settings:
     """Read ``path`` (TOML), ``secrets.toml`` beside it and the environment.
 
@@ -402,6 +429,8 @@ def load_settings(path: Path | str = DEFAULT_CONFIG) -> Settings:
 
     try:
         settings = _FromFile(root=path.resolve().parent)
+    except SettingsError:
+        raise ConfigError(_environment_problem()) from None
     except ValidationError as exc:
         (line,) = describe_validation_error(
             exc, lambda loc: f"{secrets_path if _sets(secrets, loc) else path}: {_key(loc)}"

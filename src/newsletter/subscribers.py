@@ -10,6 +10,7 @@ import csv
 import io
 import secrets
 import sqlite3
+import unicodedata
 from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ __all__ = [
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
 #: The longest display name accepted (it goes into the To header of every message).
 NAME_MAX = 200
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 # Column names other tools export (Mailchimp, listmonk, Buttondown, spreadsheets).
 _EMAIL_COLUMNS = ("email", "email address", "e-mail", "e-mail address", "mail")
@@ -90,6 +92,18 @@ def _clean_name(name: str) -> str:
     return " ".join(name.split())
 
 
+def _name_problem(name: str) -> str:
+    """Why a (cleaned) name cannot be stored, or ""."""
+    if len(name) > NAME_MAX:
+        # It goes into the To header of every message: a relay refuses overlong lines.
+        return f"the name is {len(name)} characters; at most {NAME_MAX}"
+    if any(unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS for c in name):
+        # Escape sequences would reach terminals (`subscribers list`) and mail headers;
+        # bidi overrides would make a name read as something else.
+        return "the name contains control characters"
+    return ""
+
+
 def _new_token_id() -> str:
     return secrets.token_urlsafe(12)
 
@@ -113,11 +127,9 @@ def add(store: Store, email: str, name: str = "", source: str = "cli") -> Subscr
         address = normalise_email(email)
     except ValueError as exc:
         raise SubscriberError(str(exc)) from None
-    if len(_clean_name(name)) > NAME_MAX:
-        # It goes into the To header of every message: a relay refuses overlong lines.
-        raise SubscriberError(
-            f"{address}: the name is {len(_clean_name(name))} characters; at most {NAME_MAX}"
-        )
+    problem = _name_problem(_clean_name(name))
+    if problem:
+        raise SubscriberError(f"{address}: {problem}")
     existing = get(store, address)
     if existing:
         raise SubscriberError(f"{existing.email} is already a subscriber ({existing.status})")
@@ -356,11 +368,9 @@ def _valid_rows(
             report.problems.append(f"{path}:{line}: {exc}")
             report.invalid += 1
             continue
-        if len(_clean_name(name)) > NAME_MAX:
-            report.problems.append(
-                f"{path}:{line}: {address}: the name is {len(_clean_name(name))} "
-                f"characters; at most {NAME_MAX}"
-            )
+        problem = _name_problem(_clean_name(name))
+        if problem:
+            report.problems.append(f"{path}:{line}: {address}: {problem}")
             report.invalid += 1
             continue
         key = address.lower()

@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 from .checks import Report
 from .errors import InputError
-from .files import check_writable
 from .models import iso_week, week_range
 from .render import open_issue
 from .send import SendReport
@@ -45,11 +44,8 @@ def run_weekly(
             f"no issue file for {week}; write it (see issues/2023-W25.toml) before the weekly run",
             str(issue_file),
         )
-    loaded = open_issue(issue_file, settings)
-    # Before the first message, not when the report is written after the last one.
-    check_writable(loaded.out_dir(), "send-report.json", what="[paths] output_dir")
     return send_checked(
-        loaded,
+        open_issue(issue_file, settings),
         settings,
         force=force,
         on_checks=on_checks,

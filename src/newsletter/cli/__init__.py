@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.UsageError as exc:
         # One line, like every other mistake: the usage block would bury it.
         command = exc.ctx.command_path if exc.ctx else "newsletter"
-        error(f"{exc.format_message()} (see `{command} --help`)")
+        message = " ".join(exc.format_message().split())  # click lists choices on lines
+        error(f"{message} (see `{command} --help`)")
         return 2
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -146,7 +146,8 @@ def print_check_counts(report: Report, issue_file: Path) -> None:
     errors, warnings, notes = (report.count(s) for s in ("error", "warning", "info"))
     colour = "red" if errors else "yellow" if warnings else "green"
     details = f" (details: newsletter check {issue_file})" if errors or warnings else ""
-    echo(f"checks: {errors} errors, {warnings} warnings, {notes} notes{details}", fg=colour)
+    counts = f"{plural(errors, 'error')}, {plural(warnings, 'warning')}, {plural(notes, 'note')}"
+    echo(f"checks: {counts}{details}", fg=colour)
 
 
 def print_findings(report: Report, *, minimum: Severity = "info") -> None:
@@ -163,7 +164,8 @@ def print_findings(report: Report, *, minimum: Severity = "info") -> None:
             click.echo(f"         fix: {finding.fix}")
     print_disabled(report)
     errors, warnings, notes = (report.count(s) for s in levels)
-    echo(f"{report.issue}: {errors} errors, {warnings} warnings, {notes} notes")
+    counts = f"{plural(errors, 'error')}, {plural(warnings, 'warning')}, {plural(notes, 'note')}"
+    echo(f"{report.issue}: {counts}")
 
 
 def print_forced(report: Report) -> None:

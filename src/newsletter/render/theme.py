@@ -31,7 +31,7 @@ from jinja2 import (
 from markupsafe import Markup, escape
 from premailer import Premailer
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..models import Issue, Item
 from ..normalise import MONTHS
 from ..settings import Settings
@@ -65,8 +65,22 @@ def builtin_theme() -> Path:
     return Path(__file__).resolve().parents[3] / "templates"
 
 
+def _template_place(exc: BaseException) -> str:
+    """``file:line`` of the template where ``exc`` happened: Jinja keeps template frames."""
+    place = ""
+    trace = exc.__traceback__
+    while trace is not None:
+        filename = trace.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            place = f"{filename}:{trace.tb_lineno}"
+        trace = trace.tb_next
+    return place
+
+
 def template_dirs(settings: Settings) -> list[Path]:
     """Where templates are looked up, in order: the project's own, then the built-in theme."""
+    if settings.templates_dir.exists() and not settings.templates_dir.is_dir():
+        raise ConfigError(f"[paths] templates_dir {settings.templates_dir}: not a folder")
     search = [settings.templates_dir, builtin_theme()]
     return list(dict.fromkeys(p.resolve() for p in search if p.is_dir()))
 
@@ -161,8 +175,37 @@ class Renderer:
                 "or the built-in theme"
             )
         if isinstance(exc, UndefinedError):
-            return InputError(f"template error: {exc.message} (a misspelt variable?)")
-        return InputError(f"template error: {exc}")
+            return InputError(
+                f"template error: {exc.message} (a misspelt variable?)", _template_place(exc)
+            )
+        return InputError(f"template error: {exc}", _template_place(exc))
+
+    def _render(self, name: str, context: dict[str, Any]) -> str:
+        """Render one template; whatever goes wrong in it is one line naming the place."""
+        try:
+            return self.env.get_template(name).render(context)
+        except TemplateError as exc:
+            raise self._template_error(exc) from None
+        except UnicodeDecodeError:
+            raise InputError(
+                "not UTF-8 text; save the template as UTF-8", str(self._undecodable())
+            ) from None
+        except RecursionError as exc:
+            raise InputError(
+                "template error: it includes itself, directly or through another template",
+                _template_place(exc),
+            ) from None
+        except Exception as exc:  # a template's own expression failed: 1 // 0, say
+            raise InputError(f"template error: {exc!r}", _template_place(exc)) from None
+
+    def _undecodable(self) -> Path | str:
+        for folder in template_dirs(self.settings):
+            for path in sorted(folder.rglob("*.j2")):
+                try:
+                    path.read_text(encoding="utf-8")
+                except UnicodeDecodeError:
+                    return path
+        return "a template"
 
     def context(
         self, issue: Issue, links: Links, archive: bool = False, greeting: str | None = None
@@ -181,11 +224,8 @@ class Renderer:
     ) -> str:
         """Stage 1: Jinja renders the MJML source."""
         context = self.context(issue, links, archive, greeting)
-        try:
-            with self._stage("jinja"):
-                return self.env.get_template(HTML_TEMPLATE).render(context)
-        except TemplateError as exc:
-            raise self._template_error(exc) from None
+        with self._stage("jinja"):
+            return self._render(HTML_TEMPLATE, context)
 
     def compile_mjml(self, source: str) -> str:
         """Stage 2: MJML to HTML."""
@@ -217,12 +257,7 @@ class Renderer:
 
     def render_text(self, issue: Issue, links: Links, greeting: str | None = None) -> str:
         """The plain-text part, from its own template."""
-        try:
-            with self._stage("text"):
-                text = self.env.get_template(TEXT_TEMPLATE).render(
-                    self.context(issue, links, greeting=greeting)
-                )
-        except TemplateError as exc:
-            raise self._template_error(exc) from None
+        with self._stage("text"):
+            text = self._render(TEXT_TEMPLATE, self.context(issue, links, greeting=greeting))
         lines = [line.rstrip() for line in text.strip().splitlines()]
         return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"

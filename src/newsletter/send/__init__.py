@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .. import ledger, library, subscribers
 from ..errors import InputError, NewsletterError
-from ..files import write_atomic
+from ..files import check_writable, write_atomic
 from ..pause import checkpoint
 from ..render import LoadedIssue, build_issue
 from ..render.message import Recipient
@@ -130,6 +130,9 @@ def send_issue(
     """
     mode = mode_for(settings, transport)
     mode.check(settings)
+    # The report is written after the last message: a folder that cannot take it must
+    # stop the run before the first one.
+    check_writable(loaded.out_dir(), "send-report.json", what="[paths] output_dir")
     built = prepare(loaded, settings)
     issue, out = loaded.issue, loaded.out_dir()
     report = SendReport(

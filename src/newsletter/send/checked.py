@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 
 from ..checks import Report, gate
+from ..files import check_writable
 from ..render import LoadedIssue
 from ..settings import Settings
 from . import SendReport, plan, send_issue
@@ -41,6 +42,7 @@ def send_checked(
     # A relay that cannot be used (a sample secret, a password in clear) is said before
     # the checks and the question, not after the user said yes.
     mode_for(settings, transport).check(settings)
+    check_writable(loaded.out_dir(), "send-report.json", what="[paths] output_dir")
     count, _, _ = plan(loaded, settings)
     if limit is not None:
         count = min(count, limit)

@@ -13,7 +13,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
+from ..files import check_writable
 from ..settings import SAMPLE_SECRET, Settings
 from .capture import CaptureServer
 from .smtp import Connection
@@ -111,7 +112,13 @@ class Capture:
     name = "capture"
 
     def check(self, settings: Settings) -> None:
-        pass  # nothing leaves the machine
+        # Nothing leaves the machine; but a Maildir that cannot be written would defer
+        # every message, so say so before the first one.
+        maildir = settings.path(settings.smtp.capture_dir)
+        if maildir.exists() and not maildir.is_dir():
+            raise InputError(f"{maildir} is a file, not a folder", "[smtp] capture_dir")
+        # The Maildir itself is made by the capture server (with its tmp/new/cur).
+        check_writable(maildir.parent, what="[smtp] capture_dir")
 
     def target(self, settings: Settings) -> str:
         return "the local capture"
