@@ -93,7 +93,6 @@ def results(base: str) -> dict[str, LinkResult]:
 def test_ok(results: dict[str, LinkResult]) -> None:
     ok = results["/ok"]
     assert (ok.kind, ok.status, ok.location, ok.error) == ("ok", 200, None, "")
-    assert ok.seconds < 0.5
 
 
 def test_redirect_is_reported_not_followed(results: dict[str, LinkResult], base: str) -> None:
@@ -111,7 +110,6 @@ def test_broken(results: dict[str, LinkResult]) -> None:
 def test_slow(results: dict[str, LinkResult]) -> None:
     slow = results["/slow"]
     assert (slow.kind, slow.status) == ("slow", 200)
-    assert slow.seconds >= 1.4
     assert ("GET", "/slow") not in Handler.seen
 
 
