@@ -529,7 +529,7 @@ def test_a_recipients_4xx_does_not_stop_the_run(settings: Settings, project: Pat
     assert report.stopped == ""
     assert (report.sent, report.deferred, report.failed, report.remaining) == (7, 3, 0, 3)
     assert {e.recipient for e in relay.accepted} == set(people) - greylisted
-    assert len([r for r in relay.refusals if r[0] == "rcpt"]) == 3 * 2
+    assert len([r for r in relay.refusals if r[0] == "rcpt"]) == 3  # deferred at once
     assert {a for a, state in states(settings).items() if state == "pending"} == greylisted
 
 
@@ -541,6 +541,20 @@ def test_a_421_to_every_rcpt_stops_the_run(settings: Settings, project: Path) ->
     report = send_issue(open_issue(project / ISSUE, settings), settings, transport=relay.transport)
     assert report.stopped.startswith("the relay keeps failing")
     assert report.deferred <= 2 + 2 and report.remaining == 20
+
+
+def test_a_stored_name_that_cannot_be_sent_fails_alone(settings: Settings, project: Path) -> None:
+    # A store from before the name rules may hold a control character: that subscriber
+    # fails for good, with the reason, and everyone after them still gets the issue.
+    people = [f"user{n:02d}@example.org" for n in range(6)]
+    add_subscribers(settings, [(a, "") for a in people])
+    with Store(settings.store_path) as store, store.transaction() as db:
+        db.execute("UPDATE subscribers SET name = 'Bad\x01Name' WHERE email = ?", (people[0],))
+    relay = MemoryRelay()
+    report = send_issue(open_issue(project / ISSUE, settings), settings, transport=relay.transport)
+    assert report.stopped == "" and (report.sent, report.failed) == (5, 1)
+    assert "control character" in report.failures[0]["reply"]
+    assert {e.recipient for e in relay.accepted} == set(people[1:])
 
 
 def test_relay_failures_in_a_row_stop_the_run(settings: Settings, project: Path) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import ledger, subscribers
-from ..errors import NewsletterError
+from ..errors import InputError, NewsletterError
 from ..ledger import LedgerError, Record
 from ..render.message import MessageBuilder, Recipient
 from ..store import Store
@@ -270,8 +270,15 @@ class _Run:
 
     def _send(self, transport: Transport, recipient: Recipient) -> None:
         run = self.run
-        envelope = Envelope(run.sender, recipient.email, run.builder.wire(recipient))
-        result = attempt(transport, envelope, run.policy, run.stop)
+        try:
+            data = run.builder.wire(recipient)
+        except InputError as exc:
+            # A name or address stored before today's rules (a control character, say):
+            # this one subscriber fails for good; it must not stop everyone after them.
+            result = Result("failed", f"cannot build the message: {exc}", 0)
+        else:
+            envelope = Envelope(run.sender, recipient.email, data)
+            result = attempt(transport, envelope, run.policy, run.stop)
         record = Record(
             subscriber_id=recipient.subscriber_id,
             state=result.state,

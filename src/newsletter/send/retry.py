@@ -68,7 +68,8 @@ def attempt(
     """Send ``envelope`` until it is accepted, refused for good, out of tries, or stopped.
 
     After a temporary failure the transport is closed, so the next try opens a new
-    connection, and ``sleep(policy.delay(tries))`` runs before it; the default sleep is
+    connection, and ``sleep(policy.delay(tries))`` runs before it; a temporary failure
+    about the recipient (a 4xx to RCPT) is not retried in this run at all; the default sleep is
     ``stop.wait``, which a stop cuts short. Once ``stop`` is set no new try starts (the
     first always does). A :class:`~.transport.ServerFailure` is not caught: the relay
     cannot be used at all.
@@ -85,6 +86,10 @@ def attempt(
         except TemporaryFailure as exc:
             last = exc
             transport.close()
+            if exc.concerns == "recipient":
+                # Greylisting or a full mailbox: minutes away, not seconds. Waiting here
+                # would hold the connection; the next run tries again.
+                break
             if tries < policy.max_attempts:
                 pause(policy.delay(tries))
         else:
