@@ -548,7 +548,7 @@ def test_fetch_refuses_a_redirect_into_loopback(
 
 
 class Trickle(BaseHTTPRequestHandler):
-    """A 200 whose 12-byte body comes one byte every 0.25 s (3 s in all)."""
+    """A 200 whose 200-byte body comes one byte every 0.25 s (50 s in all)."""
 
     protocol_version = "HTTP/1.1"
     #: True if the whole body went out, False if the client hung up first.
@@ -557,10 +557,10 @@ class Trickle(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.send_response(200)
-        self.send_header("Content-Length", "12")
+        self.send_header("Content-Length", "200")
         self.end_headers()
         try:
-            for _ in range(12):
+            for _ in range(200):
                 self.wfile.write(b"x")
                 self.wfile.flush()
                 time.sleep(0.25)

@@ -78,8 +78,12 @@ class TimedOut(NetError):
 def address_problem(address: IPAddress) -> str:
     """Why no request may go to ``address`` without ``allow_private`` ("" for a public one)."""
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or (
-            ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in _NAT64 else None
+        teredo = address.teredo  # (server, client): the client is where it goes
+        embedded = (
+            address.ipv4_mapped
+            or address.sixtofour
+            or (teredo[1] if teredo else None)
+            or (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in _NAT64 else None)
         )
         if embedded is not None:
             return address_problem(embedded)
@@ -220,6 +224,10 @@ class Reply:
             if self._deadline.expired or self._deadline.remaining() <= 0:
                 raise TimedOut(self.url, f"timed out after {self._deadline.seconds:g} s")
             yield chunk
+        if self._deadline.expired:
+            # The watchdog closed the socket: a body that ends at the close (no length
+            # given) would otherwise look complete.
+            raise TimedOut(self.url, f"timed out after {self._deadline.seconds:g} s")
 
 
 def client(
