@@ -128,3 +128,20 @@ def test_toml_syntax_error(project: Path) -> None:
     path = write(project, 'language = "en"', 'language = "en')
     with pytest.raises(ConfigError, match=r"not valid TOML: .*line \d+"):
         load_settings(path)
+
+
+def test_overlong_name_and_base_url_are_refused(project: Path) -> None:
+    # Both reach header lines (From, List-Unsubscribe), which stop at 998 characters.
+    path = write(
+        project,
+        '"https://newsletter.example.org/"',
+        json.dumps("https://x.example.org/" + "a" * 990),
+    )
+    with pytest.raises(ConfigError, match=r"\[newsletter\] base_url: is \d+ characters"):
+        load_settings(path)
+    path = write(
+        project, '"https://x.example.org/' + "a" * 990 + '"', '"https://newsletter.example.org/"'
+    )
+    path = write(project, 'name = "NATO Newsroom Weekly"', f'name = "{"N" * 1000}"')
+    with pytest.raises(ConfigError, match=r"\[newsletter\] name: is 1000 characters"):
+        load_settings(path)

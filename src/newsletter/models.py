@@ -39,6 +39,8 @@ __all__ = [
 PREHEADER_MAX = 150
 #: Not a hard limit of the standard, but a subject this long is certainly a mistake.
 SUBJECT_MAX = 200
+#: The From display name of every message.
+NEWSLETTER_NAME_MAX = 200
 
 _WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 _KIND = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -248,7 +250,14 @@ class Issue(_Model):
     @field_validator("newsletter")
     @classmethod
     def _newsletter(cls, value: str) -> str:
-        return _single_line(value, "the newsletter name")
+        value = _single_line(value, "the newsletter name")
+        if len(value) > NEWSLETTER_NAME_MAX:
+            # It is the From display name of every message: header lines stop at 998.
+            raise ValueError(
+                f"the newsletter name is {len(value)} characters; keep it under "
+                f"{NEWSLETTER_NAME_MAX}"
+            )
+        return value
 
     @field_validator("subject")
     @classmethod

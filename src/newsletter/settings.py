@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -59,6 +60,11 @@ __all__ = [
 SAMPLE_SECRET = "sample-secret-change-me"
 
 DEFAULT_CONFIG = Path("config.toml")
+
+#: Longest newsletter name (the display name in every From header).
+NAME_MAX = 200
+#: Longest base_url: it goes, with a token, into one List-Unsubscribe header line.
+URL_MAX = 500
 
 #: Read beside the config file, if it is there: keys kept out of version control.
 SECRETS_FILE = "secrets.toml"
@@ -93,6 +99,9 @@ class NewsletterSettings(_Section):
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
+        if len(value) > URL_MAX:
+            # With a token it is one List-Unsubscribe line, which must stay under 998.
+            raise ValueError(f"is {len(value)} characters; keep it under {URL_MAX}")
         # It is copied into List-Unsubscribe: a line break here would inject headers.
         if any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
             raise ValueError("must not contain spaces, line breaks or control characters")
@@ -113,12 +122,15 @@ class NewsletterSettings(_Section):
 
     @field_validator("name", "postal_address")
     @classmethod
-    def _one_line(cls, value: str) -> str:
+    def _one_line(cls, value: str, info: ValidationInfo) -> str:
         from .models import control_problem  # the one rule for text that goes in a header
 
         problem = control_problem(value)
         if problem:
             raise ValueError(f"must be a single line with no control characters; remove {problem}")
+        if info.field_name == "name" and len(value.strip()) > NAME_MAX:
+            # The name is the From and Reply-To display name: header lines stop at 998.
+            raise ValueError(f"is {len(value.strip())} characters; keep it under {NAME_MAX}")
         if not value.strip():
             raise ValueError("must not be empty")
         return value.strip()

@@ -329,6 +329,9 @@ class MessageBuilder:
             raise InputError(
                 f"a header for {recipient.email!r} is not ASCII (Message-ID or unsubscribe URL)"
             ) from None
+        if max(map(len, headers.split(b"\r\n"))) > 998:
+            # RFC 5322's hard limit: a relay answers "500 Line too long", a permanent failure.
+            raise InputError(f"a header line for {recipient.email!r} is over 998 characters")
         query = url[len(unsubscribe_url(self.base_url)) :]
         token_qp = _soft_break(_qp(query)) if query else b""
         text = self._text.render({TOKEN: token_qp, GREETING: _soft_break(_qp(greeting))}, stuffed)
