@@ -406,3 +406,21 @@ def test_unusable_recipient_is_permanent(start_smtp_server: StartServer, recipie
         assert failure.value.stage == "rcpt" and failure.value.reply is None
         conn.send(Envelope(SENDER, "ada@example.net", b"x"))
     assert [m.rcpt_tos for m in server.handler.messages] == [("ada@example.net",)]
+
+
+@pytest.mark.parametrize(
+    ("password", "reply"),
+    [
+        ("tab\tsecret pass", "bad password tab\tsecret pass"),  # whitespace folded
+        ("ab", "bad password ab"),  # short
+        ("password", "got cGFzc3dv\r\n cmQ="),  # base64 split over lines
+    ],
+    ids=["folded-whitespace", "short", "split-base64"],
+)
+def test_credentials_are_masked_in_every_form(password: str, reply: str) -> None:
+    from newsletter.settings import SmtpSettings
+
+    settings = SmtpSettings(mode="relay", host="localhost", username="user1", password=password)
+    masked = Connection(settings)._reply(535, reply).text
+    squeezed = "".join(masked.split())
+    assert "".join(password.split()) not in squeezed and "cGFzc3dvcmQ" not in squeezed, masked

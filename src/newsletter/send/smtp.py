@@ -221,8 +221,16 @@ class Connection:
 
     def _reply(self, code: int, text: bytes | str) -> Reply:
         """A server's reply, with any echo of the credentials masked."""
-        reply = Reply.of(code, text)
-        return Reply(reply.code, self._mask(reply.text)) if self._secrets else reply
+        if not self._secrets:
+            return Reply.of(code, text)
+        raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+        # Masked before whitespace is folded, then once more after.
+        masked = self._mask(Reply.of(code, self._mask(raw)).text)
+        squeezed = "".join(masked.split())
+        if any("".join(secret.split()) in squeezed for secret in self._secrets if len(secret) > 3):
+            # Split over lines or spaces, a credential escapes word-by-word masking.
+            return Reply(code, "*** (the reply quoted the credentials)")
+        return Reply(code, masked)
 
     def _mask(self, text: str) -> str:
         """``text`` with the user name, the password and their base64 forms as ``***``.
@@ -434,7 +442,10 @@ def _credential_forms(username: str, password: str) -> tuple[str, ...]:
     # Base64 without its padding, as a server might quote it; and never short fragments
     # of ordinary words (a one-letter user name would mask every "a").
     forms |= {form.rstrip("=") for form in forms}
-    return tuple(sorted((f for f in forms if len(f) >= 3), key=len, reverse=True))
+    # A server may fold whitespace: "tab<TAB>pass" can come back as "tab pass".
+    forms |= {" ".join(form.split()) for form in forms}
+    # Even a short password is masked: unreadable replies are better than a leak.
+    return tuple(sorted((f for f in forms if f.strip()), key=len, reverse=True))
 
 
 # An address that needs no quoting, IDNA or checks: the common case, written directly
