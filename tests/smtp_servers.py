@@ -25,6 +25,7 @@ import contextlib
 import socket
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -232,7 +233,8 @@ class StallingServer:
 
     ``mode="trickle"``: it reads the whole message, then sends its 250 reply one byte every
     ``interval`` seconds, so that no single read ever waits long. ``mode="stall"``: it stops
-    reading in the middle of the message and never answers. Use it as a context manager.
+    reading in the middle of the message and never answers. ``mode="greeting"``: the
+    greeting itself trickles. Use it as a context manager.
     """
 
     def __init__(self, mode: str = "trickle", interval: float = 0.1) -> None:
@@ -266,6 +268,14 @@ class StallingServer:
     def _session(self, conn: socket.socket) -> None:
         reader = conn.makefile("rb")
         with reader:
+            if self.mode == "greeting":
+                # The greeting one byte at a time, for far longer than any timeout.
+                for byte in b"220 " + b"x" * 200 + b"\r\n":
+                    if self._stop.is_set():
+                        return
+                    conn.sendall(bytes([byte]))
+                    time.sleep(self.interval)
+                return
             conn.sendall(b"220 stall.test ESMTP\r\n")
             for line in reader:
                 verb = line[:4].upper()

@@ -424,3 +424,13 @@ def test_credentials_are_masked_in_every_form(password: str, reply: str) -> None
     masked = Connection(settings)._reply(535, reply).text
     squeezed = "".join(masked.split())
     assert "".join(password.split()) not in squeezed and "cGFzc3dvcmQ" not in squeezed, masked
+
+
+def test_a_trickled_greeting_times_out_when_opening() -> None:
+    # Each byte arrives within the socket timeout, so only a bound on the whole opening
+    # ends it; the greeting would otherwise take 20 s.
+    with StallingServer("greeting", interval=0.1) as server:
+        conn = Connection(relay(server, timeout=0.5))  # type: ignore[arg-type]
+        with pytest.raises(TemporaryFailure, match=r"timed out after 0.5 s opening") as failure:
+            conn.open()
+        assert failure.value.concerns == "connection" and not conn.is_open

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import re
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from typing import Literal, NoReturn
 
@@ -114,22 +116,38 @@ class Connection:
         s = self.settings
         local = self.local_hostname or _default_local_hostname()
         smtp: smtplib.SMTP | None = None
+        # The socket timeout bounds each read only: a server trickling its greeting or
+        # EHLO reply one byte at a time would hold the run. Opening (greeting to login)
+        # counts as one command: a watchdog shuts the socket at [smtp] timeout.
+        cls = smtplib.SMTP_SSL if s.security == "tls" else smtplib.SMTP
+        pending = cls.__new__(cls)
+        fired = threading.Event()
+        watchdog = threading.Timer(s.timeout, _shut, args=(pending, fired))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             # Connecting in the constructor is what sets the name that TLS checks the
             # certificate against; it closes the socket itself if the greeting is an error.
             if s.security == "tls":
-                smtp = smtplib.SMTP_SSL(
+                pending.__init__(  # type: ignore[misc]
                     self.host, self.port, local, timeout=s.timeout, context=self._tls_context()
                 )
             else:
-                smtp = smtplib.SMTP(self.host, self.port, local, timeout=s.timeout)
+                pending.__init__(self.host, self.port, local, timeout=s.timeout)  # type: ignore[misc]
+            smtp = pending
             self._handshake(smtp)
         except BaseException as exc:
             if smtp is not None:
                 smtp.close()
+            if fired.is_set() and isinstance(exc, OSError):
+                raise TemporaryFailure(
+                    f"{self.where} timed out after {s.timeout:g} s opening the connection"
+                ) from None
             if isinstance(exc, OSError):
                 raise self._classify(exc, "talking to" if smtp else "connecting to") from None
             raise
+        finally:
+            watchdog.cancel()
         self._smtp = smtp
         self._pipelining = smtp.has_extn("pipelining")
         self.sent = 0
@@ -425,6 +443,15 @@ _MAX_REPLY_LINE = 8192
 
 #: A word that may be base64: what a server echoing an AUTH exchange would show.
 _BASE64_WORD = re.compile(r"[A-Za-z0-9+/]{4,}={0,2}")
+
+
+def _shut(smtp: smtplib.SMTP, fired: threading.Event) -> None:
+    """The open() watchdog: shut the socket, which ends any read blocked on it."""
+    fired.set()
+    sock = getattr(smtp, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _credential_forms(username: str, password: str) -> tuple[str, ...]:
