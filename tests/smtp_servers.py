@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 import pytest
 import trustme
@@ -228,17 +228,17 @@ def _blob(response: Any) -> str:
     return response.decode() if isinstance(response, bytes) else ""
 
 
-class StallingServer:
-    """A bare socket server that takes the envelope and then stalls DATA.
-
-    ``mode="trickle"``: it reads the whole message, then sends its 250 reply one byte every
-    ``interval`` seconds, so that no single read ever waits long. ``mode="stall"``: it stops
-    reading in the middle of the message and never answers. ``mode="greeting"``: the
-    greeting itself trickles. Use it as a context manager.
+class _BareSocketServer:
+    """A bare socket server on loopback, one session at a time, for replies that a real
+    SMTP server library would never send. Use it as a context manager; ``port`` is where it
+    listens, ``connections`` how many clients it has served. Subclasses write ``_session``.
     """
 
-    def __init__(self, mode: str = "trickle", interval: float = 0.1) -> None:
-        self.mode, self.interval = mode, interval
+    #: Seconds a session's socket waits for the client.
+    session_timeout = 10.0
+
+    def __init__(self) -> None:
+        self.connections = 0
         self._listener = socket.create_server((HOST, 0))
         self._listener.settimeout(0.05)
         self.host = HOST
@@ -246,7 +246,7 @@ class StallingServer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> StallingServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -261,9 +261,27 @@ class StallingServer:
                 conn, _ = self._listener.accept()
             except TimeoutError:
                 continue
+            self.connections += 1
             with conn, contextlib.suppress(OSError):
-                conn.settimeout(10)
+                conn.settimeout(self.session_timeout)
                 self._session(conn)
+
+    def _session(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class StallingServer(_BareSocketServer):
+    """A bare socket server that takes the envelope and then stalls DATA.
+
+    ``mode="trickle"``: it reads the whole message, then sends its 250 reply one byte every
+    ``interval`` seconds, so that no single read ever waits long. ``mode="stall"``: it stops
+    reading in the middle of the message and never answers. ``mode="greeting"``: the
+    greeting itself trickles. Use it as a context manager.
+    """
+
+    def __init__(self, mode: str = "trickle", interval: float = 0.1) -> None:
+        super().__init__()
+        self.mode, self.interval = mode, interval
 
     def _session(self, conn: socket.socket) -> None:
         reader = conn.makefile("rb")
@@ -396,7 +414,7 @@ def smtp_server(
         controller.stop()
 
 
-class DropDuringDataServer:
+class DropDuringDataServer(_BareSocketServer):
     """A bare socket server that accepts the envelope, answers DATA with 354, reads
     ``read_bytes`` of the message and then closes the connection.
 
@@ -404,35 +422,11 @@ class DropDuringDataServer:
     it has served.
     """
 
+    session_timeout = 5.0
+
     def __init__(self, read_bytes: int = 100) -> None:
+        super().__init__()
         self.read_bytes = read_bytes
-        self.connections = 0
-        self._listener = socket.create_server((HOST, 0))
-        self._listener.settimeout(0.05)
-        self.host = HOST
-        self.port: int = self._listener.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> DropDuringDataServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._listener.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            with conn, contextlib.suppress(OSError):
-                conn.settimeout(5)
-                self._session(conn)
 
     def _session(self, conn: socket.socket) -> None:
         reader = conn.makefile("rb")
