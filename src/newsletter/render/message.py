@@ -26,7 +26,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ..errors import ConfigError, InputError
-from ..models import Issue
+from ..models import Issue, control_problem
 from ..settings import Settings
 from ..tokens import sign_token
 from ..urls import unsubscribe_url
@@ -57,14 +57,14 @@ class Recipient:
     subscriber_id: int = 0
 
 
-#: What ends a header line somewhere: CR, LF and the Unicode line separators.
-_LINE_BREAKS = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
-
-
 def _refuse_line_breaks(**values: str) -> None:
-    """Defence in depth: whatever a header value's source, it never breaks the line."""
+    """Defence in depth: whatever a header value's source, it never breaks the line.
+
+    The issue model and the settings apply the same rule (``control_problem``) earlier,
+    with the file and line; this catches what reaches the builder by any other way.
+    """
     for field, value in values.items():
-        if any(c in _LINE_BREAKS or (c < " " and c != "\t") for c in value):
+        if control_problem(value):
             raise InputError(
                 f"the {field} contains a line break or control character, "
                 "which would inject a header"
