@@ -81,7 +81,7 @@ def test_a_killed_unreaped_lease_holder_counts_as_dead() -> None:
 
 def test_rows_for_active_subscribers_and_who_is_pending(store: Store) -> None:
     ids = people(store, 5)
-    subscribers.unsubscribe(store, "secret", "user1@example.org")
+    subscribers.unsubscribe_address(store, "user1@example.org")
     assert ledger.plan(store, WEEK, show=2) == (4, ["user0@example.org", "user2@example.org"], 0)
     assert ledger.acquire_lease(store, WEEK, "Subject", 60)
     with store.transaction() as db:
@@ -93,7 +93,7 @@ def test_rows_for_active_subscribers_and_who_is_pending(store: Store) -> None:
     assert [p.subscriber_id for p in pending] == [ids[0], *ids[2:]]
     assert pending[0] == Pending(ids[0], "user0@example.org", "", pending[0].token)
     # Someone who leaves after the rows were written is no longer pending.
-    subscribers.unsubscribe(store, "secret", "user4@example.org")
+    subscribers.unsubscribe_address(store, "user4@example.org")
     assert ledger.remaining(store, WEEK) == 3
     assert ledger.counts(store, WEEK) == {"pending": 3}
     # A new subscriber joins a resumed run; existing rows are left alone.

@@ -78,7 +78,7 @@ def test_import_reports_bad_and_duplicate_rows_and_imports_the_rest(
 def test_import_never_resubscribes(store: Store, tmp_path: Path) -> None:
     path = write_csv(tmp_path, "email\nada@example.org\ngrace@example.org\n")
     subscribers.import_csv(store, path)
-    subscribers.unsubscribe(store, SECRET, "ada@example.org")
+    subscribers.unsubscribe_address(store, "ada@example.org")
     again = subscribers.import_csv(store, path)
     assert again.imported == 0 and again.already == 1
     assert f"{path}:2: ada@example.org is unsubscribed; not resubscribed" in again.problems
@@ -124,11 +124,11 @@ def test_tokens_cannot_be_forged_or_moved(store: Store) -> None:
     altered = token[:-1] + ("A" if token[-1] != "A" else "B")
     for bad in (moved, altered, "", "garbage", ada.token):
         with pytest.raises(NewsletterError, match="invalid unsubscribe token"):
-            subscribers.unsubscribe(store, SECRET, bad)
+            subscribers.unsubscribe_by_token(store, SECRET, bad)
     assert subscribers.get(store, "grace@example.org").status == "active"  # type: ignore[union-attr]
-    assert subscribers.unsubscribe(store, SECRET, token).status == "unsubscribed"
+    assert subscribers.unsubscribe_by_token(store, SECRET, token).status == "unsubscribed"
     # Idempotent.
-    assert subscribers.unsubscribe(store, SECRET, token).status == "unsubscribed"
+    assert subscribers.unsubscribe_by_token(store, SECRET, token).status == "unsubscribed"
 
 
 def test_forget_deletes_the_row(store: Store) -> None:
@@ -140,7 +140,7 @@ def test_forget_deletes_the_row(store: Store) -> None:
 
 def test_non_ascii_token_is_refused_cleanly(store: Store) -> None:
     with pytest.raises(NewsletterError, match="invalid unsubscribe token"):
-        subscribers.unsubscribe(store, SECRET, "é.x")
+        subscribers.unsubscribe_by_token(store, SECRET, "é.x")
 
 
 def test_binary_csv_is_a_clear_error(store: Store, tmp_path: Path) -> None:

@@ -32,8 +32,10 @@ __all__ = [
     "LedgerError",
     "Pending",
     "Record",
+    "SentIssue",
     "acquire_lease",
     "add_recipients",
+    "browser_version",
     "counts",
     "forget",
     "lease_holder",
@@ -44,6 +46,8 @@ __all__ = [
     "release_lease",
     "remaining",
     "renew_lease",
+    "sent_issues",
+    "set_browser_version",
 ]
 
 
@@ -146,6 +150,58 @@ def release_lease(store: Store, issue: str, owner: str) -> None:
             "WHERE issue = ? AND lease_owner = ?",
             (issue, owner),
         )
+
+
+# -- what went out: the public archive reads only this ------------------------------------
+
+
+class SentIssue(NamedTuple):
+    """An issue that has reached at least one subscriber: public from then on."""
+
+    issue: str
+    subject: str
+    preheader: str
+    #: When its send began (ISO time, UTC).
+    sent: str
+
+
+def set_browser_version(store: Store, issue: str, preheader: str, html: str) -> None:
+    """Keep the browser version as the issue went out, on its first send.
+
+    Later edits to the issue file do not change what subscribers were sent, so they do
+    not change its public page either.
+    """
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE campaigns SET preheader = ?, archive_html = ? "
+            "WHERE issue = ? AND archive_html IS NULL",
+            (preheader, html, issue),
+        )
+
+
+#: A campaign is public once one message of it was accepted by the relay.
+_SENT = "EXISTS (SELECT 1 FROM deliveries d WHERE d.issue = c.issue AND d.state = 'sent')"
+
+
+def sent_issues(store: Store) -> list[SentIssue]:
+    """Every issue that went out, newest first (a few a year: no paging needed)."""
+    rows = store.db.execute(
+        f"SELECT issue, subject, preheader, created FROM campaigns c WHERE {_SENT} "
+        "ORDER BY issue DESC"
+    ).fetchall()
+    return [SentIssue(*row) for row in rows]
+
+
+def browser_version(store: Store, issue: str) -> str | None:
+    """The browser version of ``issue`` as it went out; None if it has not gone out.
+
+    "" for an issue sent before versions were kept: the caller renders its file instead.
+    """
+    row = store.db.execute(
+        f"SELECT coalesce(archive_html, '') FROM campaigns c WHERE issue = ? AND {_SENT}",
+        (issue,),
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 # -- deliveries ------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ __all__ = [
     "Settings",
     "SmtpSettings",
     "StoreSettings",
+    "SubscribeSettings",
+    "WebSettings",
     "load_settings",
 ]
 
@@ -199,6 +201,47 @@ class SecuritySettings(_Section):
         default=SecretStr(SAMPLE_SECRET),
         description="HMAC key for unsubscribe tokens. Set a long random value for real sends.",
     )
+    previous_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description="Earlier secrets: links signed with them still verify (key rotation).",
+    )
+
+    def all_secrets(self) -> list[str]:
+        """The current secret first, then the previous ones: what a link may be signed with."""
+        return [s.get_secret_value() for s in (self.secret, *self.previous_secrets)]
+
+
+class SubscribeSettings(_Section):
+    confirm_hours: int = Field(
+        default=48, ge=1, le=24 * 30, description="Hours a confirmation link stays valid."
+    )
+    per_ip_per_hour: int = Field(
+        default=10, ge=1, description="Subscribe-form posts accepted per client address per hour."
+    )
+    per_address_per_day: int = Field(
+        default=3, ge=1, description="Confirmation mails sent to one address per day, at most."
+    )
+
+
+class WebSettings(_Section):
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Proxies (addresses or networks) whose X-Forwarded-For is believed.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+                ) from None
+        return value
 
 
 class DkimSettings(_Section):
@@ -306,6 +349,8 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     smtp: SmtpSettings = SmtpSettings()
     security: SecuritySettings = SecuritySettings()
+    subscribe: SubscribeSettings = SubscribeSettings()
+    web: WebSettings = WebSettings()
     dkim: DkimSettings = DkimSettings()
     checks: ChecksSettings = ChecksSettings()
     sources: list[SourceSettings] = Field(default_factory=list)

@@ -4,7 +4,7 @@ One file, WAL mode, a busy timeout, and a schema version migrated forward on ope
 Every multi-row change is one transaction, so a crash leaves the store as it was.
 Each table has one module that owns its SQL: ``subscribers`` in ``subscribers.py``,
 ``campaigns`` and ``deliveries`` (the send ledger and lease) in ``ledger.py``, ``items``,
-``source_state`` and ``issue_items`` in ``library.py``.
+``source_state`` and ``issue_items`` in ``library.py``, ``throttle`` in ``throttle.py``.
 """
 
 from __future__ import annotations
@@ -95,6 +95,19 @@ _MIGRATIONS: list[str] = [
         item_id TEXT NOT NULL,
         PRIMARY KEY (issue, item_id)
     ) WITHOUT ROWID;
+    """,
+    # 3: the public pages. Consent records (double opt-in), each sent issue's browser
+    # version as it went out, and the subscribe form's rate limits.
+    """
+    ALTER TABLE subscribers ADD COLUMN consent_at TEXT NOT NULL DEFAULT '';
+    ALTER TABLE subscribers ADD COLUMN consent_ip TEXT NOT NULL DEFAULT '';
+    ALTER TABLE campaigns ADD COLUMN preheader TEXT NOT NULL DEFAULT '';
+    ALTER TABLE campaigns ADD COLUMN archive_html TEXT;
+    CREATE TABLE throttle (
+        key TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX throttle_key ON throttle(key, at);
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -11,7 +11,7 @@ import io
 import secrets
 import sqlite3
 import unicodedata
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,15 @@ __all__ = [
     "ImportReport",
     "Subscriber",
     "add",
+    "by_token",
+    "confirm",
     "delete",
     "get",
     "import_csv",
     "iter_subscribers",
     "normalise_email",
-    "unsubscribe",
+    "unsubscribe_address",
+    "unsubscribe_by_token",
 ]
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
@@ -61,6 +64,9 @@ class Subscriber:
     created: str
     source: str
     token: str
+    #: When and from which client address they confirmed (double opt-in): the consent record.
+    consent_at: str = ""
+    consent_ip: str = ""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Subscriber:
@@ -194,32 +200,72 @@ def refuse_header_injection(store: Store) -> None:
         )
 
 
-def unsubscribe(store: Store, secret: str, token_or_email: str) -> Subscriber:
-    """Unsubscribe by signed token (web link, List-Unsubscribe) or by address (staff).
-
-    Idempotent: unsubscribing twice is not an error.
-    """
-    value = token_or_email.strip()
-    if "@" in value:
-        try:
-            found = get(store, normalise_email(value))
-        except ValueError as exc:
-            raise SubscriberError(str(exc)) from None
-        if found is None:
-            raise SubscriberError(f"{value}: no such subscriber")
-    else:
-        token_id = verify_token(secret, value)
-        if token_id is None:
-            raise SubscriberError(
-                "invalid unsubscribe token (altered, or signed with another secret)"
-            )
-        row = store.db.execute("SELECT * FROM subscribers WHERE token = ?", (token_id,)).fetchone()
-        if row is None:
-            raise SubscriberError("unsubscribe token names no subscriber (forgotten?)")
-        found = Subscriber.from_row(row)
+def _unsubscribe(store: Store, found: Subscriber) -> Subscriber:
+    # Idempotent: unsubscribing twice is not an error, and bounced stays bounced.
     if found.status == "active":
         set_status(store, found.id, "unsubscribed")
     return get(store, found.email) or found
+
+
+def by_token(store: Store, token_id: str) -> Subscriber | None:
+    """The subscriber a (verified) token id names."""
+    row = store.db.execute("SELECT * FROM subscribers WHERE token = ?", (token_id,)).fetchone()
+    return Subscriber.from_row(row) if row else None
+
+
+def unsubscribe_by_token(store: Store, secrets: str | Sequence[str], token: str) -> Subscriber:
+    """Unsubscribe the subscriber a signed token names: the only way the web unsubscribes.
+
+    ``secrets`` are the current secret and any previous ones (links signed before a
+    rotation). Raises :class:`SubscriberError` for a forged or unknown token.
+    """
+    token_id = verify_token(secrets, token)
+    if token_id is None:
+        raise SubscriberError("invalid unsubscribe token (altered, or signed with another secret)")
+    found = by_token(store, token_id)
+    if found is None:
+        raise SubscriberError("unsubscribe token names no subscriber (forgotten?)")
+    return _unsubscribe(store, found)
+
+
+def unsubscribe_address(store: Store, email: str) -> Subscriber:
+    """Unsubscribe by address: staff only (`newsletter subscribers remove`), never the web."""
+    try:
+        found = get(store, normalise_email(email))
+    except ValueError as exc:
+        raise SubscriberError(str(exc)) from None
+    if found is None:
+        raise SubscriberError(f"{email.strip()}: no such subscriber")
+    return _unsubscribe(store, found)
+
+
+def confirm(store: Store, email: str, name: str, ip: str, source: str) -> Subscriber:
+    """Make ``email`` an active subscriber after they proved they own the mailbox.
+
+    The double opt-in's last step (or the resubscribe button): a new address is added, a
+    known one (unsubscribed, bounced, complained) is made active again with its bounce
+    count reset. Either way the time and client address are recorded as the consent.
+    """
+    try:
+        address = normalise_email(email)
+    except ValueError as exc:
+        raise SubscriberError(str(exc)) from None
+    name = _clean_name(name)
+    if _name_problem(name):
+        name = ""
+    now = utcnow()
+    with store.transaction() as db:
+        if get(store, address) is None:
+            _insert(db, address, name, source, now)
+        db.execute(
+            "UPDATE subscribers SET status = 'active', bounces = 0, updated = ?, "
+            "consent_at = ?, consent_ip = ?, name = CASE WHEN name = '' THEN ? ELSE name END "
+            "WHERE email = ?",
+            (now, now, ip, name, address),
+        )
+    found = get(store, address)
+    assert found is not None
+    return found
 
 
 def delete(db: sqlite3.Connection, subscriber_id: int) -> None:

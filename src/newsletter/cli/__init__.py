@@ -30,6 +30,7 @@ COMMANDS = {
     "build": "build:build",
     "send": "send:send",
     "weekly": "send:weekly",
+    "serve": "web:serve",
     "subscribers": "subscribers:subscribers_group",
     "unsubscribe": "subscribers:unsubscribe",
 }

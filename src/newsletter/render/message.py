@@ -36,6 +36,7 @@ __all__ = [
     "MessageBuilder",
     "Recipient",
     "Rendered",
+    "dkim_signer",
     "dot_stuff",
     "message_id",
     "render_with_placeholders",
@@ -283,7 +284,7 @@ class MessageBuilder:
     @cached_property
     def _signer(self) -> Callable[[bytes], bytes] | None:
         # On first use: a build's preview is never signed, so it needs no key.
-        return _dkim_signer(self.settings)
+        return dkim_signer(self.settings)
 
     def wire(self, recipient: Recipient) -> bytes:
         """The message as it goes over SMTP: dot-stuffed (headers never start with ".")."""
@@ -365,7 +366,7 @@ _DKIM_HEADERS: Sequence[bytes] = (
 )  # fmt: skip
 
 
-def _dkim_signer(settings: Settings) -> Callable[[bytes], bytes] | None:
+def dkim_signer(settings: Settings) -> Callable[[bytes], bytes] | None:
     dkim_settings = settings.dkim
     if not dkim_settings.domain:
         return None

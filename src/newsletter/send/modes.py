@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError, InputError
 from ..files import check_writable
@@ -20,7 +21,9 @@ from .capture import CaptureServer
 from .smtp import Connection
 from .transport import ServerFailure, TemporaryFailure, TransportFactory
 
-__all__ = ["MODES", "Custom", "Mode", "Transports", "mode_for"]
+__all__ = ["LOOPBACK_HOSTS", "MODES", "Custom", "Mode", "Transports", "mode_for"]
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Relay:
                 "[security] secret is still the sample value; set a long random secret "
                 "(NEWSLETTER_SECURITY__SECRET) before sending through a relay"
             )
+        _require_https(settings.newsletter.base_url)
         if smtp.ca_file is not None and smtp.security != "none":
             # Said before anything is built or sent, not after the first connection.
             ca_file = settings.path(smtp.ca_file)
@@ -68,7 +72,7 @@ class Relay:
                 raise ConfigError(
                     f"[smtp] ca_file {ca_file}: cannot read: {exc.strerror}"
                 ) from None
-        loopback = smtp.host in ("localhost", "127.0.0.1", "::1")
+        loopback = smtp.host in LOOPBACK_HOSTS
         if smtp.username and smtp.security == "none" and not loopback:
             raise ConfigError(
                 "[smtp] security = none with a username would send the password in clear "
@@ -87,6 +91,18 @@ class Relay:
 
         _probe(new)
         yield Transports(new)
+
+
+def _require_https(base_url: str) -> None:
+    """RFC 8058: a one-click unsubscribe URL must be https. Plain http is for trying things
+    on this machine (loopback), where nothing reaches a real inbox."""
+    parts = urlsplit(base_url)
+    if parts.scheme == "https" or (parts.hostname or "") in LOOPBACK_HOSTS:
+        return
+    raise ConfigError(
+        f"[newsletter] base_url {base_url} is http://: unsubscribe links in real mail must be "
+        "https:// (RFC 8058); plain http is allowed only for loopback or [smtp] mode = capture"
+    )
 
 
 def _probe(new: TransportFactory) -> None:
