@@ -5,7 +5,7 @@ An ASGI app (Starlette). ``create_app(settings)`` builds it for one project;
 so that any ASGI server can run it::
 
     uvicorn newsletter.web:app --no-proxy-headers
-    NEWSLETTER_CONFIG=/srv/news/config.toml gunicorn -k uvicorn.workers.UvicornWorker newsletter.web:app
+    NEWSLETTER_CONFIG=/srv/news/config.toml uvicorn newsletter.web:app --workers 4
 
 Every route sits under the path of ``base_url``, so the URLs written into the messages
 resolve here with no rewriting.
