@@ -358,3 +358,21 @@ def test_image_missing(project: Path, url: str, missing: bool) -> None:
     assert bool(found) == missing, found
     if missing:
         assert found[0].severity == "error" and found[0].where.startswith("lead story")
+
+
+def test_link_host_passes_our_own_pages_on_a_local_base_url(settings: Settings) -> None:
+    """With base_url on loopback (trying `newsletter serve` locally), our own links and
+    images under it pass link-host; a story link to another local host still fails."""
+    local = settings.model_copy(
+        update={
+            "newsletter": settings.newsletter.model_copy(
+                update={"base_url": "http://127.0.0.1:8000/"}
+            ),
+            "checks": settings.checks.model_copy(update={"allowed_hosts": ["*.example.org"]}),
+        }
+    )
+    report = run(local, SAMPLE)
+    assert "link-host" not in names(report), report.findings
+    other = run(local, replace(GREEN, 'url = "http://127.0.0.1:9999/draft"'))
+    flagged = [f for f in other.findings if f.check == "link-host"]
+    assert [f.value for f in flagged] == ["http://127.0.0.1:9999/draft"]
