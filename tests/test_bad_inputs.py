@@ -199,6 +199,8 @@ CASES: list[Case] = [
             ("store", "file"),
             ("smtp", "hostname"),
             ("security", "secrett"),
+            ("subscribe", "per_ip_per_hr"),
+            ("web", "trusted_proxie"),
             ("dkim", "private_key"),
             ("checks", "allowed_host"),
             ("collect", "timout"),
@@ -419,6 +421,27 @@ CASES: list[Case] = [
         BUILD,
         ("secret",),
         setup=[config('secret = "sample-secret-change-me"', "secret = 42")],
+    ),
+    Case(
+        "config-security-previous-secrets-not-a-list",
+        "config",
+        BUILD,
+        ("[security] previous_secrets",),
+        setup=[config_key("security", 'previous_secrets = "x"')],
+    ),
+    Case(
+        "config-subscribe-confirm-hours-zero",
+        "config",
+        BUILD,
+        ("[subscribe] confirm_hours",),
+        setup=[config("confirm_hours = 48", "confirm_hours = 0")],
+    ),
+    Case(
+        "config-web-trusted-proxy-not-an-ip",
+        "config",
+        BUILD,
+        ("[web] trusted_proxies", "not-an-ip"),
+        setup=[config("trusted_proxies = []", 'trusted_proxies = ["not-an-ip"]')],
     ),
     Case(
         "config-dkim-domain-wrong-type",
@@ -1577,6 +1600,7 @@ CASES: list[Case] = [
     Case("cli-pin-unknown-id", "cli", ("pin", "unknown-id"), ("unknown-id",)),
     Case("cli-init-under-a-file", "cli", ("init", "config.toml/new"), ("config.toml",)),
     Case("cli-init-existing-project", "cli", ("init", "."), ("config.toml",)),
+    Case("cli-serve-port-out-of-range", "cli", ("serve", "--port", "70000"), ("--port", "70000")),
 ]
 
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
@@ -27,7 +29,18 @@ from starlette.types import Scope
 
 from ..send.modes import mode_for
 from ..settings import Settings, load_settings
-from ..urls import base_path
+from ..urls import (
+    base_path,
+    browser_url,
+    confirm_url,
+    feed_url,
+    home_url,
+    resubscribe_url,
+    stylesheet_url,
+    subscribe_url,
+    unsubscribe_url,
+)
+from .archive import WEEK
 from .guard import Guard
 from .pages import Pages
 from .public import PublicRoutes
@@ -35,6 +48,27 @@ from .public import PublicRoutes
 __all__ = ["create_app"]
 
 STATIC = Path(__file__).resolve().parent / "static"
+
+
+class _WeekConvertor(Convertor[str]):
+    """``2023-W25`` and nothing else, so other one-segment paths reach the static files."""
+
+    regex = WEEK.pattern
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("isoweek", _WeekConvertor())
+
+#: Titles and messages of the error pages other than 404.
+_ERRORS = {
+    400: ("This request could not be read", "Go back, reload the page and try again."),
+    405: ("Method not allowed", "This address does not accept that kind of request."),
+}
 
 
 class _PublicFiles(StaticFiles):
@@ -52,21 +86,26 @@ def create_app(settings: Settings) -> Starlette:
     mode_for(settings).check(settings)
     pages = Pages(settings)
     public = PublicRoutes(settings, pages)
-    prefix = base_path(settings.newsletter.base_url).rstrip("/")
+    base = settings.newsletter.base_url
+    prefix = base_path(base).rstrip("/")
+
+    def route(url: str) -> str:
+        # Each path is cut from the URL the messages carry (newsletter.urls): one spelling.
+        return urlsplit(url).path[len(prefix) :]
 
     def stylesheet(request: Request) -> Response:
         return FileResponse(STATIC / "newsletter.css", headers={"cache-control": "max-age=3600"})
 
     routes: list[Route | Mount] = [
-        Route("/", public.index),
-        Route("/feed.xml", public.feed),
-        Route("/unsubscribe", public.unsubscribe, methods=["GET", "POST"]),
-        Route("/resubscribe", public.resubscribe, methods=["GET", "POST"]),
-        Route("/subscribe", public.subscribe, methods=["GET", "POST"]),
-        Route("/confirm", public.confirm, methods=["GET", "POST"]),
-        Route("/_/newsletter.css", stylesheet),
-        Route("/{week}/", public.issue),
-        Route("/{week}", public.issue),
+        Route(route(home_url(base)), public.index),
+        Route(route(feed_url(base)), public.feed),
+        Route(route(unsubscribe_url(base)), public.unsubscribe, methods=["GET", "POST"]),
+        Route(route(resubscribe_url(base, "")), public.resubscribe, methods=["GET", "POST"]),
+        Route(route(subscribe_url(base)), public.subscribe, methods=["GET", "POST"]),
+        Route(route(confirm_url(base, "")), public.confirm, methods=["GET", "POST"]),
+        Route(route(stylesheet_url(base)), stylesheet),
+        Route(route(browser_url(base, "{week:isoweek}")), public.issue),
+        Route(route(browser_url(base, "{week:isoweek}")).rstrip("/"), public.issue),
     ]
     if settings.static_dir.is_dir():
         # Images and whatever else the issues use: static/images/x.png is <base>images/x.png.
@@ -79,9 +118,9 @@ def create_app(settings: Settings) -> Starlette:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         if status == 404:
             return pages.not_found(request)
-        title = "Method not allowed" if status == 405 else "Something went wrong"
+        title, message = _ERRORS.get(status, ("Something went wrong", "Please try again later."))
         return pages.render(request, "error.html", status_code=status, title=title,
-                            message="Please try again later.")  # fmt: skip
+                            message=message)  # fmt: skip
 
     handlers: dict[Any, Any] = {404: not_found, HTTPException: http_error, 500: http_error}
     if prefix:

@@ -15,7 +15,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CSRF_COOKIE", "Guard", "client_ip", "csrf_ok", "csrf_token", "set_csrf_cookie"]
+__all__ = [
+    "CSRF_COOKIE",
+    "Guard",
+    "add_security_headers",
+    "client_ip",
+    "csrf_ok",
+    "csrf_token",
+    "set_csrf_cookie",
+]
 
 #: Our forms are a few short fields; anything bigger is not for us.
 MAX_BODY = 16 * 1024
@@ -37,9 +45,20 @@ HEADERS = [
 CSRF_COOKIE = "newsletter_csrf"
 
 
+def add_security_headers(response: Response) -> None:
+    """The security headers on one response, where it does not set its own.
+
+    The pages call this themselves, because Starlette's 500 page is sent by its
+    outermost middleware, around :class:`Guard`, and never passes through it.
+    """
+    for name, value in (*HEADERS, (b"content-security-policy", CSP.encode())):
+        response.headers.setdefault(name.decode(), value.decode())
+
+
 class Guard:
     """ASGI middleware: bounded request bodies (read up front, with a deadline) and the
-    security headers on every response, errors included."""
+    security headers on every response, errors included (a 500 page gets them from the
+    page itself: see :func:`add_security_headers`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from starlette.background import BackgroundTask
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -84,7 +85,7 @@ class PublicRoutes:
     async def unsubscribe(self, request: Request) -> Response:
         token = request.query_params.get("token", "")
         if request.method == "POST":
-            form = await request.form()
+            form = await _read_form(request)
             if not token:
                 return self._mail_unsubscribe_link(request, _field(form, "email"), form)
             if _field(form, "List-Unsubscribe") == ONE_CLICK:
@@ -169,7 +170,7 @@ class PublicRoutes:
             if found is None:
                 return self.pages.invalid_link(request)
             if request.method == "POST":
-                form = await request.form()
+                form = await _read_form(request)
                 if not csrf_ok(request, _field(form, "csrf"), self.secrets):
                     return self.pages.form_expired(request, str(request.url))
                 ip = client_ip(request, self.settings.web.trusted_proxies)
@@ -191,7 +192,7 @@ class PublicRoutes:
                 request, "subscribe.html", form=True,
                 email=query.get("email", "")[:320], name=query.get("name", "")[:200],
             )  # fmt: skip
-        form = await request.form()
+        form = await _read_form(request)
         email, name = _field(form, "email").strip(), " ".join(_field(form, "name").split())
         if not csrf_ok(request, _field(form, "csrf"), self.secrets):
             return self.pages.form_expired(request, subscribe_url(self.base))
@@ -233,7 +234,7 @@ class PublicRoutes:
         if checked.expired():
             return self.pages.expired_link(request)
         if request.method == "POST":
-            form = await request.form()
+            form = await _read_form(request)
             if not csrf_ok(request, _field(form, "csrf"), self.secrets):
                 return self.pages.form_expired(request, str(request.url))
             ip = client_ip(request, self.settings.web.trusted_proxies)
@@ -265,6 +266,14 @@ class PublicRoutes:
         (so the form cannot be used to flood someone's inbox, nor to learn anything)."""
         limit = self.settings.subscribe.per_address_per_day
         return throttle.allow(store, f"address:{address.lower()}", limit, 24 * 3600)
+
+
+async def _read_form(request: Request) -> FormData:
+    """The posted fields. Our forms upload no files: a file part is closed at once (its
+    temporary file would otherwise stay open until garbage collection) and reads as ""."""
+    form = await request.form()
+    await form.close()
+    return form
 
 
 def _field(form: Any, name: str) -> str:
