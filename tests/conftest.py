@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from newsletter import Build, Settings, load_settings, open_issue, render_issue
+from tests.chromium import fixture_browser  # noqa: F401  (the shared Chromium)
 from tests.smtp_servers import (  # noqa: F401  (fixtures shared by every test module)
     fixture_server_tls,
     fixture_smtp_ca,

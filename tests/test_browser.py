@@ -7,46 +7,23 @@ right because a remote font or stylesheet happened to load would look broken in 
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Literal
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, FloatRect, Page, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, FloatRect, Page, Route
 
 from newsletter import Build, Settings
 from tests.conftest import STATIC, TEST_OUTPUT
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 IMAGES = STATIC / "images"
 SCREENSHOTS = TEST_OUTPUT / "screenshots"
 
 Scheme = Literal["light", "dark"]
 OpenPage = Callable[..., Page]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
-        reason = f"{CHROMIUM} not found (apt-get install chromium)"
-        if os.environ.get("NEWSLETTER_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{reason}; NEWSLETTER_REQUIRE_BROWSER=1 forbids skipping", pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

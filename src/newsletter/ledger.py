@@ -163,9 +163,13 @@ class SentIssue(NamedTuple):
     preheader: str
     #: When its send began (ISO time, UTC).
     sent: str
+    #: The issue's own date (ISO), "" for one sent before it was kept.
+    date: str = ""
 
 
-def set_browser_version(store: Store, issue: str, preheader: str, html: str) -> None:
+def set_browser_version(
+    store: Store, issue: str, preheader: str, html: str, date: str = ""
+) -> None:
     """Keep the browser version as the issue went out, on its first send.
 
     Later edits to the issue file do not change what subscribers were sent, so they do
@@ -173,9 +177,9 @@ def set_browser_version(store: Store, issue: str, preheader: str, html: str) -> 
     """
     with store.transaction() as db:
         db.execute(
-            "UPDATE campaigns SET preheader = ?, archive_html = ? "
+            "UPDATE campaigns SET preheader = ?, archive_html = ?, issue_date = ? "
             "WHERE issue = ? AND archive_html IS NULL",
-            (preheader, html, issue),
+            (preheader, html, date, issue),
         )
 
 
@@ -186,7 +190,7 @@ _SENT = "EXISTS (SELECT 1 FROM deliveries d WHERE d.issue = c.issue AND d.state 
 def sent_issues(store: Store) -> list[SentIssue]:
     """Every issue that went out, newest first (a few a year: no paging needed)."""
     rows = store.db.execute(
-        f"SELECT issue, subject, preheader, created FROM campaigns c WHERE {_SENT} "
+        f"SELECT issue, subject, preheader, created, issue_date FROM campaigns c WHERE {_SENT} "
         "ORDER BY issue DESC"
     ).fetchall()
     return [SentIssue(*row) for row in rows]

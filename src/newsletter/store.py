@@ -102,6 +102,7 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE subscribers ADD COLUMN consent_at TEXT NOT NULL DEFAULT '';
     ALTER TABLE subscribers ADD COLUMN consent_ip TEXT NOT NULL DEFAULT '';
     ALTER TABLE campaigns ADD COLUMN preheader TEXT NOT NULL DEFAULT '';
+    ALTER TABLE campaigns ADD COLUMN issue_date TEXT NOT NULL DEFAULT '';
     ALTER TABLE campaigns ADD COLUMN archive_html TEXT;
     CREATE TABLE throttle (
         key TEXT NOT NULL,

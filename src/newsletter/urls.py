@@ -6,6 +6,9 @@ message is spelt one way.
 
 from __future__ import annotations
 
+import html
+import os
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 __all__ = [
@@ -14,7 +17,10 @@ __all__ = [
     "confirm_url",
     "feed_url",
     "home_url",
+    "localise_images",
+    "relative_prefix",
     "resubscribe_url",
+    "stylesheet_url",
     "subscribe_url",
     "unsubscribe_url",
 ]
@@ -55,6 +61,33 @@ def resubscribe_url(base_url: str, token: str) -> str:
     return f"{base_url}resubscribe?token={quote(token, safe='.')}"
 
 
+def stylesheet_url(base_url: str) -> str:
+    """The public pages' stylesheet (under ``_/``, out of the way of static files)."""
+    return f"{base_url}_/newsletter.css"
+
+
 def base_path(base_url: str) -> str:
     """The path every public route sits under: ``https://x.org/weekly/`` -> ``/weekly/``."""
     return urlsplit(base_url).path or "/"
+
+
+def localise_images(page: str, base_url: str, prefix: str) -> str:
+    """Point the page's images under ``base_url`` at ``prefix`` instead.
+
+    The email keeps absolute URLs (it is read anywhere); a page served or published beside
+    its images uses relative ones, so that it shows them wherever it is opened, from
+    disk too. Only ``src`` attributes change: links stay as they were sent.
+    """
+    start = 'src="' + html.escape(base_url, quote=True)
+    return page.replace(start, 'src="' + prefix)
+
+
+def relative_prefix(folder: Path, target: Path) -> str:
+    """A relative URL from a page in ``folder`` to the folder ``target``, ending in ``/``:
+    ``out/2023-W25`` -> ``static`` is ``../../static/``. A file URL when there is no
+    relative way (another drive)."""
+    try:
+        relative = os.path.relpath(target.resolve(), folder.resolve())
+    except ValueError:
+        return target.resolve().as_uri() + "/"
+    return quote(Path(relative).as_posix()) + "/"

@@ -31,6 +31,7 @@ COMMANDS = {
     "send": "send:send",
     "weekly": "send:weekly",
     "serve": "web:serve",
+    "publish": "web:publish",
     "subscribers": "subscribers:subscribers_group",
     "unsubscribe": "subscribers:unsubscribe",
 }

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..files import write_atomic
 from ..models import Issue
 from ..pause import checkpoint
+from ..urls import localise_images, relative_prefix
 from .loaded import LoadedIssue, issue_from_text, open_issue
 from .theme import Renderer
 
@@ -95,12 +96,18 @@ def build_issue(
     """Render and write one issue to ``<out_dir>/<week>/``.
 
     Everything is rendered before the first byte is written, so a bad issue or
-    template leaves the previous outputs untouched.
+    template leaves the previous outputs untouched. The written archive.html, a preview
+    opened from disk, finds its images in ``[paths] static_dir`` through a relative path;
+    the email keeps absolute URLs.
     """
     build = render_issue(loaded.require_valid(), now=now, msgid=msgid)
     target = loaded.out_dir(out_dir)
     start = time.perf_counter()
     files = {target / name: data for name, data in build.outputs().items()}
+    settings = loaded.settings
+    local = relative_prefix(target, settings.static_dir)
+    preview = localise_images(build.archive_html, settings.newsletter.base_url, local)
+    files[target / "archive.html"] = preview.encode()
     checkpoint("build")
     write_atomic(files)
     build.files = {path.name: path for path in files}

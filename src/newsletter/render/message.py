@@ -177,7 +177,7 @@ class Rendered:
 def render_with_placeholders(renderer: Renderer, issue: Issue, settings: Settings) -> Rendered:
     # TOKEN stands for the whole "?token=..." query, so the list's own copy can drop it.
     generic = Links.for_issue(settings, issue.week)
-    links = Links(generic.home, generic.archive, generic.unsubscribe + TOKEN)
+    links = Links(generic.home, generic.archive, generic.unsubscribe + TOKEN, generic.subscribe)
     return Rendered(
         html=renderer.render_html(issue, links, greeting=GREETING),
         text=renderer.render_text(issue, links, greeting=GREETING),

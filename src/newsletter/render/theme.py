@@ -35,7 +35,7 @@ from ..errors import ConfigError, InputError
 from ..models import Issue, Item
 from ..normalise import MONTHS
 from ..settings import Settings
-from ..urls import browser_url, home_url, unsubscribe_url
+from ..urls import browser_url, home_url, subscribe_url, unsubscribe_url
 from .markup import markdown_html, markdown_text, wrap
 
 __all__ = [
@@ -109,14 +109,17 @@ class Links:
     home: str
     archive: str
     unsubscribe: str
+    #: The subscribe form: the browser version offers it to readers who were forwarded it.
+    subscribe: str = ""
 
     @classmethod
     def for_issue(cls, settings: Settings, week: str) -> Links:
         """The links as the browser version and the list's own copy carry them."""
         base = settings.newsletter.base_url
         return cls(
-            home=home_url(base), archive=browser_url(base, week), unsubscribe=unsubscribe_url(base)
-        )
+            home=home_url(base), archive=browser_url(base, week),
+            unsubscribe=unsubscribe_url(base), subscribe=subscribe_url(base),
+        )  # fmt: skip
 
 
 class Renderer:

@@ -151,7 +151,9 @@ def send_issue(
                 "it will finish the job, or its lease lapses within a minute if it died"
             )
         stack.callback(ledger.release_lease, store, issue.week, owner)
-        ledger.set_browser_version(store, issue.week, issue.preheader, loaded.archive_html)
+        ledger.set_browser_version(
+            store, issue.week, issue.preheader, loaded.archive_html, issue.date.isoformat()
+        )
         renewing, lost = threading.Event(), threading.Event()
         renewer = threading.Thread(
             target=_renew,

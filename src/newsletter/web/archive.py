@@ -11,16 +11,19 @@ import html
 import re
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote
 
 from .. import ledger
 from ..settings import Settings
 from ..store import Store
-from ..urls import browser_url, feed_url, home_url
+from ..urls import browser_url, feed_url, home_url, localise_images
 
 __all__ = [
     "ISSUE_CSP",
     "WEEK",
+    "browser_page",
     "feed_xml",
+    "image_names",
     "index_entries",
     "issue_page",
     "local_images",
@@ -37,33 +40,36 @@ ISSUE_CSP = (
 )
 
 
-def localise_images(page: str, base_url: str, prefix: str) -> str:
-    """Point the page's images under ``base_url`` at ``prefix`` instead.
-
-    The email keeps absolute URLs (it is read anywhere); a page served or published beside
-    its images uses relative ones, so that it shows them wherever it is opened, from
-    disk too. Only ``src`` attributes change: links stay as they were sent.
-    """
+def image_names(page: str, base_url: str) -> list[str]:
+    """The paths under ``base_url`` that the page's images name, as the server would look
+    them up (``images/x.png``, decoded, without a query), each once."""
     start = 'src="' + html.escape(base_url, quote=True)
-    return page.replace(start, 'src="' + prefix)
+    names: list[str] = []
+    for match in re.finditer(re.escape(start) + r'([^"?#]+)[^"]*"', page):
+        name = unquote(html.unescape(match.group(1)))
+        if name not in names:
+            names.append(name)
+    return names
 
 
-def local_images(page: str, base_url: str, static_dir: Path) -> list[Path]:
-    """Files under ``static_dir`` that the page's images under ``base_url`` name."""
-    start = 'src="' + html.escape(base_url, quote=True)
-    found: list[Path] = []
+def local_images(page: str, base_url: str, static_dir: Path) -> dict[str, Path]:
+    """The files under ``static_dir`` that the page's images under ``base_url`` name, by
+    name: ``{"images/x.png": <static_dir>/images/x.png}``. Like the server: nothing hidden
+    (``.env``), nothing outside ``static_dir``; a name with no such file is left out."""
     root = static_dir.resolve()
-    for match in re.finditer(re.escape(start) + r'([^"?#]+)"', page):
-        relative = html.unescape(match.group(1))
-        path = (root / relative).resolve()
-        if path.is_relative_to(root) and path.is_file() and path not in found:
-            found.append(path)
+    found: dict[str, Path] = {}
+    for name in image_names(page, base_url):
+        if any(part.startswith(".") for part in name.split("/")):
+            continue
+        path = (root / name).resolve()
+        if path.is_relative_to(root) and path.is_file():
+            found[name] = path
     return found
 
 
-def issue_page(store: Store, settings: Settings, week: str) -> str | None:
-    """The browser version of a sent issue, images relative (``../images/…``); None if the
-    issue has not gone out."""
+def browser_page(store: Store, settings: Settings, week: str) -> str | None:
+    """The browser version of a sent issue as it went out (images under ``base_url``);
+    None if the issue has not gone out."""
     page = ledger.browser_version(store, week)
     if page is None:
         return None
@@ -78,6 +84,15 @@ def issue_page(store: Store, settings: Settings, week: str) -> str | None:
         if not loaded.valid:
             return None
         page = loaded.archive_html
+    return page
+
+
+def issue_page(store: Store, settings: Settings, week: str) -> str | None:
+    """The browser version of a sent issue, images relative (``../images/…``); None if the
+    issue has not gone out."""
+    page = browser_page(store, settings, week)
+    if page is None:
+        return None
     return localise_images(page, settings.newsletter.base_url, "../")
 
 
@@ -125,12 +140,14 @@ def index_entries(sent: list[ledger.SentIssue], link: Callable[[str], str]) -> l
         if not WEEK.fullmatch(item.issue):
             continue
         year, _, week = item.issue.partition("-W")
+        # The issue's own date; the day its send began for one sent before dates were kept.
+        day = dt.date.fromisoformat(item.date) if item.date else _when(item.sent).date()
         entries.append(
             {
                 "week": item.issue,
                 "href": link(item.issue),
-                "date": longdate(_when(item.sent).date()),
-                "datetime": _when(item.sent).date().isoformat(),
+                "date": longdate(day),
+                "datetime": day.isoformat(),
                 "subject": item.subject,
                 "preheader": item.preheader,
                 "label": f"Week {int(week)}, {year}",

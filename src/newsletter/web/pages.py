@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, Response
 from ..errors import NewsletterError
 from ..settings import Settings
 from ..urls import base_path, feed_url, home_url, subscribe_url, unsubscribe_url
-from .guard import csrf_token, set_csrf_cookie
+from .guard import add_security_headers, csrf_token, set_csrf_cookie
 
 __all__ = ["BUILTIN", "Pages"]
 
@@ -82,7 +82,17 @@ class Pages:
             set_csrf_cookie(response, cookie, self.path, self.secure)
         # Pages with a personal token or a form must not be kept by shared caches.
         response.headers["cache-control"] = "no-store"
+        add_security_headers(response)  # the 500 page does not pass through Guard
         return response
+
+    def page(self, template: str, **context: Any) -> str:
+        """A page as text, outside any request (``newsletter publish``).
+
+        ``context`` wins over the globals, so a caller can set the links every page
+        carries (``home``, ``stylesheet``, ``feed``, ``subscribe``, ``unsubscribe``) for
+        where the page will live; a page rendered this way has no form.
+        """
+        return self.env.get_template(template).render(**context)
 
     def not_found(self, request: Request) -> Response:
         return self.render(request, "error.html", status_code=404, title="Page not found",
