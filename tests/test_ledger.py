@@ -211,3 +211,23 @@ def test_pending_batches_read_one_index_range_without_sorting(store: Store) -> N
         plan = " | ".join(row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {sql}"))
         assert "TEMP B-TREE" not in plan, plan
         assert "USING INDEX deliveries_pending (issue=? AND state=? AND subscriber_id>?)" in plan
+
+
+def test_the_unsubscribe_watch_reads_only_what_changed(store: Store) -> None:
+    """The send's status watch looks twice a second: one index range of the changes since
+    its last look, never a scan of the list."""
+    people(store, 5)
+    sql = (
+        "SELECT id, status = 'active', updated FROM subscribers INDEXED BY subscribers_updated "
+        "WHERE updated >= ? ORDER BY updated"
+    )
+    plan = " | ".join(row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {sql}", ("x",)))
+    assert "USING INDEX subscribers_updated (updated>?)" in plan, plan
+    assert "SCAN" not in plan and "TEMP B-TREE" not in plan, plan
+    later = "9999-01-01T00:00:00+00:00"
+    assert subscribers.changed_since(store, later) == []
+    ada = subscribers.get(store, "user1@example.org")
+    assert ada is not None
+    subscribers.unsubscribe_address(store, ada.email)
+    changed = subscribers.changed_since(store, ada.created)
+    assert (ada.id, False) in [(i, active) for i, active, _ in changed]

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -23,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from newsletter import ledger, load_settings, open_issue, subscribers
 from newsletter.errors import NewsletterError
 from newsletter.send import LeaseHeld, send_issue
-from newsletter.send.memory import DROP as MEMORY_DROP, MemoryRelay
+from newsletter.send.memory import DROP as MEMORY_DROP, MemoryRelay, MemoryTransport
+from newsletter.send.transport import Envelope, Reply
 from newsletter.settings import Settings
 from newsletter.store import Store
 from newsletter.tokens import verify_token
@@ -747,3 +749,53 @@ def test_an_echoed_auth_string_is_masked_on_stderr_and_in_the_report(
     for text in (result.stdout + result.stderr, reports):
         for secret in (echoed, "hunter2-secret", "newsletter:", "bmV3c2xldHRlcg"):
             assert secret not in text
+
+
+def test_a_message_goes_out_only_once_the_previous_is_recorded(
+    settings: Settings, project: Path
+) -> None:
+    """The in-flight bound (duplicates after a SIGKILL <= connections) rests on this: a
+    connection's next message is composed while the previous result commits, but it is
+    not sent until that result is in the ledger. Checked on every message, from the
+    store itself, while the send runs."""
+    connections = 3
+    settings = quick(settings, connections=connections)
+    people = [(f"user{n:03d}@example.org", "") for n in range(60)]
+    add_subscribers(settings, people)
+    relay = MemoryRelay()
+    violations: list[str] = []
+    lock = threading.Lock()
+
+    def watched() -> MemoryTransport:
+        inner = relay.transport()
+        sent_before: list[str] = []
+        store = Store(settings.store_path)  # this worker thread's own connection
+
+        class Checking:
+            needs_reconnect = False
+
+            def open(self) -> None:
+                inner.open()
+
+            def close(self) -> None:
+                inner.close()
+
+            def send(self, envelope: Envelope) -> Reply:
+                if sent_before:
+                    row = store.db.execute(
+                        "SELECT d.state FROM deliveries d JOIN subscribers s "
+                        "ON s.id = d.subscriber_id WHERE d.issue = ? AND s.email = ?",
+                        ("2023-W25", sent_before[-1]),
+                    ).fetchone()
+                    if row is None or row[0] != "sent":
+                        with lock:
+                            violations.append(f"{envelope.recipient} before {sent_before[-1]}")
+                reply = inner.send(envelope)
+                sent_before.append(envelope.recipient)
+                return reply
+
+        return Checking()  # type: ignore[return-value]
+
+    report = send_issue(open_issue(project / ISSUE, settings), settings, transport=watched)
+    assert report.ok and report.sent == len(people)
+    assert violations == []

@@ -110,6 +110,10 @@ _MIGRATIONS: list[str] = [
     );
     CREATE INDEX throttle_key ON throttle(key, at);
     """,
+    # 4: a send notices who left since its last look by reading only what changed.
+    """
+    CREATE INDEX subscribers_updated ON subscribers(updated);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

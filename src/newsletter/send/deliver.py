@@ -1,16 +1,19 @@
 """Delivering one issue to every active subscriber, exactly once, resumably.
 
 The ledger (``ledger.py``) is the truth. A row is ``pending`` until the relay has answered
-DATA with 250, and it is marked ``sent`` before that worker takes its next message; so a
-crash (SIGKILL included) can repeat at most the messages in flight, one per connection.
+DATA with 250, and it is marked ``sent`` before that worker starts the SMTP transaction
+of its next message (it composes the next one meanwhile); so a crash (SIGKILL included)
+can repeat at most the messages in flight: **at most ``connections`` duplicates**, one per
+connection.
 5xx replies mark a row ``failed`` and are never retried. Temporary failures leave it
 ``pending`` for the next run.
 
 One run has these threads:
 
 * the caller's, which feeds pending recipients in id order into a short queue;
-* ``connections`` workers, each with its own transport: rate limit, try the message
-  (``retry.attempt``), hand the result to the ledger writer and wait until it is durable;
+* ``connections`` workers, each with its own transport: rate limit, compose the next
+  message while the previous result commits, wait until that result is durable, then try
+  the message (``retry.attempt``) and hand its result to the ledger writer;
 * the ledger writer, which commits results in groups while this run holds the lease;
 * the status watch, which notices subscribers who leave while the run is going.
 """
@@ -103,14 +106,18 @@ class _LedgerWriter(threading.Thread):
         self.closing = False
         self.error: str = ""
 
-    def record(self, record: Record) -> None:
-        """Hand over a result and wait until it is committed; LedgerError if it cannot be."""
+    def submit(self, record: Record) -> _Handoff:
+        """Hand over a result; :meth:`wait` for it before the next message goes out."""
         handoff = _Handoff(record)
         with self.cond:
             if self.error:
                 raise LedgerError(self.error)
             self.pending.append(handoff)
             self.cond.notify()
+        return handoff
+
+    def wait(self, handoff: _Handoff) -> None:
+        """Until the result is committed; LedgerError if it cannot be."""
         handoff.done.wait()
         if not handoff.committed:
             raise LedgerError(self.error or "the ledger writer stopped")
@@ -156,6 +163,8 @@ class _StatusWatch(threading.Thread):
     """Subscribers who left (unsubscribed, bounced, complained) since the run began.
 
     Refreshed twice a second: a set lookup per message instead of a query per message.
+    Each look reads only the rows changed since the previous one (an index range on
+    ``updated``), so it costs the same for a list of a thousand or of a million.
     """
 
     def __init__(self, store_path: Path, on_error: Callable[[str], None]) -> None:
@@ -168,10 +177,18 @@ class _StatusWatch(threading.Thread):
         self.finished = threading.Event()
 
     def run(self) -> None:
+        left: set[int] = set()
         try:
             with Store(self.store_path) as store:
                 while not self.finished.wait(0.5):
-                    self.left = subscribers.left_since(store, self.since)
+                    # ">=": a change stamped in the same second as the last one seen still
+                    # counts; rereading those few rows is harmless.
+                    for subscriber_id, active, updated in subscribers.changed_since(
+                        store, self.since
+                    ):
+                        (left.discard if active else left.add)(subscriber_id)
+                        self.since = max(self.since, updated)
+                    self.left = frozenset(left)
         except (NewsletterError, sqlite3.Error) as exc:
             self.on_error(f"cannot watch for unsubscribes: {exc}")
 
@@ -251,15 +268,25 @@ class _Run:
 
     def _work(self) -> None:
         transport: Transport | None = None
+        #: The previous message's result, committing while this one is composed.
+        previous: tuple[Recipient, Result, _Handoff] | None = None
         try:
             transport = self.run.transports()
             while (recipient := self.jobs.get()) is not None and not self.run.stop.is_set():
                 if recipient.subscriber_id in self.watch.left:
                     continue
                 self.limiter.wait()
-                self._send(transport, recipient)
+                data = self._compose(recipient)
+                # The previous result must be durable before this message can be
+                # delivered: that keeps the duplicates after a crash to one per connection.
+                self._settle(previous)
+                previous = None
+                if self.run.stop.is_set():
+                    break
+                previous = self._send(transport, recipient, data)
                 if transport.needs_reconnect:
                     transport.close()
+            self._settle(previous)
         except NewsletterError as exc:  # ServerFailure, LedgerError, DKIM or input errors
             self.stop(str(exc))
         except Exception as exc:
@@ -268,17 +295,23 @@ class _Run:
             if transport is not None:
                 transport.close()
 
-    def _send(self, transport: Transport, recipient: Recipient) -> None:
-        run = self.run
+    def _compose(self, recipient: Recipient) -> bytes | Result:
         try:
-            data = run.builder.wire(recipient)
+            return self.run.builder.wire(recipient)
         except InputError as exc:
             # A name or address stored before today's rules (a control character, say):
             # this one subscriber fails for good; it must not stop everyone after them.
-            result = Result("failed", f"cannot build the message: {exc}", 0)
+            return Result("failed", f"cannot build the message: {exc}", 0)
+
+    def _send(
+        self, transport: Transport, recipient: Recipient, data: bytes | Result
+    ) -> tuple[Recipient, Result, _Handoff]:
+        run = self.run
+        if isinstance(data, Result):
+            result = data
         else:
-            envelope = Envelope(run.sender, recipient.email, data)
-            result = attempt(transport, envelope, run.policy, run.stop)
+            result = attempt(transport, Envelope(run.sender, recipient.email, data), run.policy,
+                             run.stop)  # fmt: skip
         record = Record(
             subscriber_id=recipient.subscriber_id,
             state=result.state,
@@ -287,10 +320,17 @@ class _Run:
             message_id=run.builder.message_id(recipient),
             bounce=result.bounce,
         )
-        self.writer.record(record)
+        return recipient, result, self.writer.submit(record)
+
+    def _settle(self, previous: tuple[Recipient, Result, _Handoff] | None) -> None:
+        """Wait until a result is committed, then count it."""
+        if previous is None:
+            return
+        recipient, result, handoff = previous
+        self.writer.wait(handoff)
         self._count(recipient, result)
-        if run.on_result:
-            run.on_result(result.state == "sent")
+        if self.run.on_result:
+            self.run.on_result(result.state == "sent")
 
     def _count(self, recipient: Recipient, result: Result) -> None:
         with self.lock:
