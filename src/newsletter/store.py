@@ -110,12 +110,35 @@ _MIGRATIONS: list[str] = [
     );
     CREATE INDEX throttle_key ON throttle(key, at);
     """,
-    # 4: a send notices who left since its last look by reading only what changed.
+    # 4: a send notices who left since its last look by reading only what changed: every
+    # change of a subscriber's status gets the next number, whoever makes it.
     """
-    CREATE INDEX subscribers_updated ON subscribers(updated);
+    CREATE TABLE status_changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        subscriber_id INTEGER NOT NULL,
+        status TEXT NOT NULL
+    );
+    CREATE TRIGGER subscribers_status_changed AFTER UPDATE OF status ON subscribers
+    WHEN OLD.status IS NOT NEW.status
+    BEGIN
+        INSERT INTO status_changes (subscriber_id, status) VALUES (NEW.id, NEW.status);
+    END;
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a script, one by one. Not executescript(): it would commit the
+    migration's transaction. A trigger's body holds ";" too, so pieces are joined until
+    SQLite says the statement is complete."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
 
 
 def utcnow() -> str:
@@ -181,6 +204,6 @@ class Store:
                     f"this one knows {SCHEMA_VERSION}); upgrade newsletter"
                 )
             for script in _MIGRATIONS[version:]:
-                for statement in filter(str.strip, script.split(";")):
+                for statement in _statements(script):
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -2,28 +2,33 @@
 
 Someone who unsubscribed, bounced or complained is never resubscribed by an import:
 their row stays as a suppression record. ``forget`` is the only real deletion.
+The address and name rules are in ``addresses.py``, reading a CSV in ``subscriber_csv.py``;
+this module holds the SQL (on ``subscribers``, and an import's TEMP staging table).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import secrets
 import sqlite3
-import unicodedata
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-
+from .addresses import (
+    NAME_MAX,
+    clean_name as _clean_name,
+    name_problem as _name_problem,
+    normalise_email,
+)
 from .errors import InputError, NewsletterError
 from .pause import checkpoint
 from .store import Store, utcnow
+from .subscriber_csv import read_rows
 from .tokens import verify_token
 
 __all__ = [
+    "NAME_MAX",
     "STATUSES",
     "ImportReport",
     "Subscriber",
@@ -40,15 +45,6 @@ __all__ = [
 ]
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
-#: The longest display name accepted (it goes into the To header of every message).
-NAME_MAX = 200
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-# Column names other tools export (Mailchimp, listmonk, Buttondown, spreadsheets).
-_EMAIL_COLUMNS = ("email", "email address", "e-mail", "e-mail address", "mail")
-_NAME_COLUMNS = ("name", "full name", "fullname", "display name")
-_FIRST_COLUMNS = ("first name", "firstname", "given name")
-_LAST_COLUMNS = ("last name", "lastname", "surname", "family name")
 
 
 class SubscriberError(NewsletterError):
@@ -77,37 +73,6 @@ class Subscriber:
         data = asdict(self)
         del data["token"], data["id"]
         return data
-
-
-def normalise_email(raw: str) -> str:
-    """Check syntax only (no DNS) and return the normalised ASCII address, or raise ValueError."""
-    raw = raw.strip()
-    if not raw:
-        raise ValueError("the email address is empty")
-    if any(c in raw for c in "\r\n"):
-        raise ValueError("the email address contains a line break")
-    try:
-        result = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as exc:
-        raise ValueError(f"{raw!r} is not a valid email address: {exc}") from None
-    return str(result.ascii_email or result.normalized)
-
-
-def _clean_name(name: str) -> str:
-    # A name goes into the To header: a line break there would inject headers.
-    return " ".join(name.split())
-
-
-def _name_problem(name: str) -> str:
-    """Why a (cleaned) name cannot be stored, or ""."""
-    if len(name) > NAME_MAX:
-        # It goes into the To header of every message: a relay refuses overlong lines.
-        return f"the name is {len(name)} characters; at most {NAME_MAX}"
-    if any(unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS for c in name):
-        # Escape sequences would reach terminals (`subscribers list`) and mail headers;
-        # bidi overrides would make a name read as something else.
-        return "the name contains control characters"
-    return ""
 
 
 def _new_token_id() -> str:
@@ -162,16 +127,24 @@ def set_status(store: Store, subscriber_id: int, status: str) -> None:
         )
 
 
-def changed_since(store: Store, since: str) -> list[tuple[int, bool, str]]:
-    """(id, still active, updated) of every subscriber changed at or after ``since`` (ISO
-    time), oldest change first. One range of the ``subscribers_updated`` index: the cost
-    is the number of changes, not the size of the list."""
+def last_change(store: Store) -> int:
+    """The number of the latest status change (0 if none): where a watch starts."""
+    row = store.db.execute("SELECT coalesce(max(seq), 0) FROM status_changes").fetchone()
+    return int(row[0])
+
+
+def changes_after(store: Store, seq: int) -> list[tuple[int, int, bool]]:
+    """(number, subscriber id, now active) of every status change after ``seq``, in order.
+
+    A trigger numbers each change as it is committed, so this reads exactly the changes
+    since the last look: its cost is their number, not the size of the list.
+    """
     rows = store.db.execute(
-        "SELECT id, status = 'active', updated FROM subscribers INDEXED BY subscribers_updated "
-        "WHERE updated >= ? ORDER BY updated",
-        (since,),
+        "SELECT seq, subscriber_id, status = 'active' FROM status_changes WHERE seq > ? "
+        "ORDER BY seq",
+        (seq,),
     )
-    return [(int(row[0]), bool(row[1]), str(row[2])) for row in rows]
+    return [(int(row[0]), int(row[1]), bool(row[2])) for row in rows]
 
 
 def count_bounces(
@@ -280,179 +253,150 @@ def delete(db: sqlite3.Connection, subscriber_id: int) -> None:
     db.execute("DELETE FROM subscribers WHERE id = ?", (subscriber_id,))
 
 
+#: Skipped rows an ImportReport lists one by one; the others are only counted.
+PROBLEMS_LISTED = 1_000
+#: Staged rows moved into ``subscribers`` per transaction: each holds the write lock for
+#: a fraction of a second, so a send or a web request never waits long for an import.
+MOVE_BATCH = 10_000
+#: Rows staged per commit of the TEMP table while the file is read (the store is untouched).
+_STAGE_BATCH = 10_000
+
+
 @dataclass
 class ImportReport:
     imported: int = 0
     already: int = 0
-    #: One line per skipped row: ``file:line: reason``.
+    #: The first PROBLEMS_LISTED skipped rows, in line order: ``file:line: reason``.
     problems: list[str] = field(default_factory=list)
-    #: How many of ``problems`` are invalid rows (not duplicates or suppressed addresses).
+    #: How many skipped rows were invalid (not duplicates or suppressed addresses).
     invalid: int = 0
+    #: Every skipped row, listed in ``problems`` or not.
+    skipped: int = 0
+
+    @property
+    def unlisted(self) -> int:
+        """Skipped rows counted but not listed in ``problems``."""
+        return self.skipped - len(self.problems)
+
+    def skip(self, problem: str, *, invalid: bool = False) -> None:
+        self.skipped += 1
+        if invalid:
+            self.invalid += 1
+        if len(self.problems) < PROBLEMS_LISTED:
+            self.problems.append(problem)
 
 
-def _column(header: list[str], names: tuple[str, ...]) -> str | None:
-    for column in header:
-        if column.strip().lower() in names:
-            return column
-    return None
-
-
-def _not_utf8(path: Path) -> InputError:
-    """Where the first byte that is not UTF-8 is: line, column and the byte itself."""
-    with path.open("rb") as raw:
-        for number, line in enumerate(raw, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                return InputError(
-                    f"not a readable CSV file: byte 0x{line[exc.start]:02x} at column "
-                    f"{exc.start + 1} is not UTF-8 (Latin-1 or Windows-1252?); "
-                    "save it as CSV UTF-8 and import again",
-                    f"{path}:{number}",
-                )
-    return InputError("not a readable CSV file: not UTF-8", f"{path}:1")  # pragma: no cover
-
-
-def _check_encoding(path: Path, head: bytes) -> None:
-    """Refuse what is not UTF-8 text before reading a row: nothing is half imported."""
-    if not head.strip(b" \t\r\n\xef\xbb\xbf"):
-        raise InputError(
-            "the file is empty: expected a header line such as 'email,name'", f"{path}:1"
-        )
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InputError(
-            f"not a readable CSV file: it starts with byte 0x{head[0]:02x}, a UTF-16 "
-            "byte-order mark; save it as CSV UTF-8 and import again",
-            f"{path}:1",
-        )
-    if b"\x00" in head:
-        line = head[: head.index(b"\x00")].count(b"\n") + 1
-        raise InputError(
-            "not a readable CSV file: byte 0x00 (a binary file, or UTF-16 without a "
-            "byte-order mark); save it as CSV UTF-8 and import again",
-            f"{path}:{line}",
-        )
-
-
-def _spans_lines(path: Path, start: int, end: int) -> InputError:
-    return InputError(
-        f"not a readable CSV file: a quoted field runs over {end - start + 1} lines "
-        "(a quote that is never closed?); fix the quote and import again",
-        f"{path}:{start}",
-    )
-
-
-def _csv_lines(path: Path) -> Generator[tuple[int, list[str]], None, None]:
-    """(first line, fields) of each record; one that cannot be parsed stops the import.
-
-    A quote opened and never closed makes the csv module swallow every following line
-    into one field, so a record over several lines is refused with the line where it
-    starts (so is a field over the csv module's limit).
-    """
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    with handle:
-        _check_encoding(path, handle.read(64 * 1024))
-        handle.seek(0)
-        text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text, strict=True)
-        start = 1
-        try:
-            for fields in reader:
-                if reader.line_num > start:
-                    raise _spans_lines(path, start, reader.line_num)
-                yield start, fields
-                start = reader.line_num + 1
-        except csv.Error as exc:
-            if reader.line_num > start:
-                raise _spans_lines(path, start, reader.line_num) from None
-            raise InputError(f"not a readable CSV file: {exc}", f"{path}:{start}") from None
-        except UnicodeDecodeError:
-            raise _not_utf8(path) from None
-
-
-def _read_rows(path: Path, report: ImportReport) -> list[tuple[int, str, str]]:
-    """Valid (line, address, name) rows of a CSV; problems go to ``report``.
-
-    The whole file is read before anything is imported: a file that is not UTF-8 CSV
-    (UTF-16, Latin-1, binary, empty, a quote never closed) raises :class:`InputError`.
-    """
-    records = _csv_lines(path)
-    try:
-        return _valid_rows(path, records, report)
-    finally:
-        records.close()
-
-
-def _valid_rows(
-    path: Path, records: Iterator[tuple[int, list[str]]], report: ImportReport
-) -> list[tuple[int, str, str]]:
-    header: list[str] = []
-    for _, header in records:
-        if any(cell.strip() for cell in header):
-            break
-    email_col = _column(header, _EMAIL_COLUMNS)
-    if email_col is None:
-        found = ", ".join(header) or "nothing"
-        raise InputError(f"no 'email' column (found: {found})", f"{path}:1")
-    index = {column: number for number, column in reversed(list(enumerate(header)))}
-    name_col = _column(header, _NAME_COLUMNS)
-    first_col, last_col = _column(header, _FIRST_COLUMNS), _column(header, _LAST_COLUMNS)
-
-    rows: list[tuple[int, str, str]] = []
-    seen: dict[str, int] = {}
-    for line, fields in records:
-        if not any(cell.strip() for cell in fields):
-            continue  # a blank line
-
-        def cell(column: str | None, fields: list[str] = fields) -> str:
-            at = index.get(column) if column is not None else None
-            return fields[at] if at is not None and at < len(fields) else ""
-
-        name = cell(name_col) if name_col else f"{cell(first_col)} {cell(last_col)}"
-        try:
-            address = normalise_email(cell(email_col))
-        except ValueError as exc:
-            report.problems.append(f"{path}:{line}: {exc}")
-            report.invalid += 1
-            continue
-        problem = _name_problem(_clean_name(name))
-        if problem:
-            report.problems.append(f"{path}:{line}: {address}: {problem}")
-            report.invalid += 1
-            continue
-        key = address.lower()
-        if key in seen:
-            report.problems.append(f"{path}:{line}: {address} duplicates line {seen[key]}; skipped")
-            continue
-        seen[key] = line
-        rows.append((line, address, name))
-    return rows
+# The staging table lives in the connection's TEMP database: a file SQLite deletes when the
+# connection closes, never part of the store. Its UNIQUE index finds in-file duplicates
+# (NOCASE, like ``subscribers.email``: stored addresses are ASCII).
+_CREATE_STAGING = (
+    "CREATE TEMP TABLE import_staging (line INTEGER NOT NULL, "
+    "email TEXT NOT NULL UNIQUE COLLATE NOCASE, name TEXT NOT NULL, token TEXT NOT NULL)"
+)
+_STAGE_ROW = (
+    "INSERT INTO temp.import_staging (line, email, name, token) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (email) DO NOTHING"
+)
 
 
 def import_csv(store: Store, path: Path, source: str | None = None) -> ImportReport:
-    """Import ``email`` (and ``name``) columns; one transaction for the whole file.
+    """Import the ``email`` (and ``name``) columns of a CSV file, in flat memory.
 
-    Rows are read and validated first, so the write lock is held only for the inserts.
+    First the whole file is read, each row validated and staged in a TEMP table on this
+    connection, which also catches in-file duplicates; the store itself is not touched, so
+    a file found unreadable at its last line (:class:`InputError`) imports nothing. Then
+    the staged rows move into ``subscribers`` in transactions of :data:`MOVE_BATCH` rows,
+    each checking which addresses are already there (active: "already subscribed";
+    unsubscribed, bounced or complained: never resubscribed), so a concurrent send or web
+    request waits for one batch at most, never for the whole file.
+
+    Interrupted while moving (Ctrl-C, a crash, a full disk), the batches committed so far
+    stay imported and the rest do not: the store is consistent but holds part of the
+    file. Importing the same file again completes it; the rows already there then count
+    as "already subscribed".
     """
     report = ImportReport()
-    rows = _read_rows(path, report)
     now, source = utcnow(), source or f"import:{path.name}"
-    checkpoint("import")
-    with store.transaction() as db:
-        for line, address, name in rows:
-            existing = db.execute(
-                "SELECT status FROM subscribers WHERE email = ?", (address,)
-            ).fetchone()
-            if existing is None:
-                _insert(db, address, name, source, now)
-                report.imported += 1
-            elif existing["status"] == "active":
-                report.already += 1
-            else:
-                report.problems.append(
-                    f"{path}:{line}: {address} is {existing['status']}; not resubscribed"
-                )
+    db = store.db
+    # Staged rows go to a temporary file, never to memory (whatever SQLite's build default).
+    db.execute("PRAGMA temp_store = FILE")
+    db.execute("DROP TABLE IF EXISTS temp.import_staging")
+    db.execute(_CREATE_STAGING)
+    try:
+        last = _stage(db, path, report)
+        checkpoint("import")
+        for low in range(0, last, MOVE_BATCH):
+            with store.transaction():
+                _move(db, path, report, (low, low + MOVE_BATCH), (source, now))
+    finally:
+        db.execute("DROP TABLE IF EXISTS temp.import_staging")
     return report
+
+
+def _stage(db: sqlite3.Connection, path: Path, report: ImportReport) -> int:
+    """Read and validate every row into the staging table; the last staged rowid.
+
+    Only the TEMP database is written (a deferred BEGIN takes no lock on the store).
+    """
+    rows = read_rows(path)
+    stage = db.cursor()
+    db.execute("BEGIN")
+    try:
+        for count, row in enumerate(rows, start=1):
+            if row.problem:
+                report.skip(f"{path}:{row.line}: {row.problem}", invalid=True)
+                continue
+            stage.execute(_STAGE_ROW, (row.line, row.address, row.name, _new_token_id()))
+            if stage.rowcount == 0:
+                [(first,)] = db.execute(
+                    "SELECT line FROM temp.import_staging WHERE email = ?", (row.address,)
+                ).fetchall()
+                report.skip(f"{path}:{row.line}: {row.address} duplicates line {first}; skipped")
+            if count % _STAGE_BATCH == 0:
+                db.execute("COMMIT")
+                db.execute("BEGIN")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    finally:
+        rows.close()
+        stage.close()
+    [(last,)] = db.execute("SELECT max(rowid) FROM temp.import_staging").fetchall()
+    return int(last or 0)
+
+
+def _move(
+    db: sqlite3.Connection,
+    path: Path,
+    report: ImportReport,
+    rowids: tuple[int, int],
+    source_now: tuple[str, str],
+) -> None:
+    """Staged rows ``low < rowid <= high`` into ``subscribers``, in the caller's transaction.
+
+    CROSS JOIN keeps the staged rows as the outer loop: one index look-up in
+    ``subscribers`` per row, whatever the size of the list.
+    """
+    known = db.execute(
+        "SELECT s.line, s.email, m.status FROM temp.import_staging AS s "
+        "CROSS JOIN subscribers AS m ON m.email = s.email "
+        "WHERE s.rowid > ? AND s.rowid <= ? ORDER BY s.rowid",
+        rowids,
+    )
+    for line, address, status in known:
+        if status == "active":
+            report.already += 1
+        else:
+            report.skip(f"{path}:{line}: {address} is {status}; not resubscribed")
+    source, now = source_now
+    inserted = db.execute(
+        "INSERT INTO subscribers (email, name, status, created, updated, source, token) "
+        "SELECT s.email, s.name, 'active', ?, ?, ?, s.token FROM temp.import_staging AS s "
+        "WHERE s.rowid > ? AND s.rowid <= ? "
+        "AND NOT EXISTS (SELECT 1 FROM subscribers AS m WHERE m.email = s.email) "
+        "ORDER BY s.rowid",
+        (now, now, source, *rowids),
+    )
+    report.imported += inserted.rowcount
