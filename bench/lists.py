@@ -17,9 +17,15 @@ command's peak RSS at 200k / at 1k, which must stay near 1 (memory flat in the l
 size). Peak RSS is ``VmHWM`` read by the child itself at exit (Linux carries
 ``ru_maxrss`` across exec, so a parent's figure for its child would include the parent).
 
+It also measures ``subscribers import`` of generated CSV files of 10,000 and 100,000 rows
+(and 1,000,000 with ``--million``) into a fresh store, each in a fresh child process, and
+prints seconds, peak RSS and the largest / smallest peak RSS (memory flat in the file
+size: target at most 1.3; 1M rows: under 60 s and 150 MiB). ``--import-only`` skips the
+list commands.
+
 Run it by hand from the project root (it is not part of the test suite)::
 
-    .venv/bin/python bench/lists.py [--subscribers 200000] [--runs 3]
+    .venv/bin/python bench/lists.py [--subscribers 200000] [--runs 3] [--million] [--import-only]
 
 Targets are informational: the exit code is 0 either way.
 """
@@ -99,14 +105,22 @@ def make_project(folder: Path, count: int) -> Path:
     return store_path
 
 
-def run(argv: list[str], cwd: Path, rss_file: Path | None) -> tuple[float, int | None]:
+def run(
+    argv: list[str],
+    cwd: Path,
+    rss_file: Path | None,
+    ok: tuple[int, ...] = (0,),
+    stderr: int | None = None,
+) -> tuple[float, int | None]:
     """Wall time of one run (stdout to /dev/null) and the child's peak RSS in KiB."""
     env = dict(os.environ, BENCH_RSS_FILE=str(rss_file or os.devnull), COLUMNS="120")
     if rss_file:
         rss_file.unlink(missing_ok=True)
     started = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, check=True)
+    proc = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     seconds = time.perf_counter() - started
+    if proc.returncode not in ok:
+        raise SystemExit(f"{argv[3:] or argv} exited {proc.returncode}")
     rss = int(rss_file.read_text()) if rss_file and rss_file.exists() else None
     return seconds, rss
 
@@ -146,12 +160,87 @@ def commands(project: Path) -> dict[str, list[str]]:
     return table
 
 
+# -- subscribers import ---------------------------------------------------------------------------
+
+IMPORT_SIZES = (10_000, 100_000)
+MILLION = 1_000_000
+_DOMAINS = ("example.org", "Example.NET", "mail.example.com", "lists.example.co.uk", "example.io")
+
+
+def make_import_csv(path: Path, count: int) -> tuple[int, int, int]:
+    """A Mailchimp-like CSV of ``count`` data rows: mostly valid, mixed-case addresses over a
+    few domains, one invalid row and one duplicate in every 1,000. Returns the expected
+    (imported, invalid, duplicates)."""
+    invalid = duplicates = 0
+    with path.open("w", encoding="utf-8", newline="") as out:
+        out.write("Email Address,First Name,Last Name\n")
+        for i in range(count):
+            if i % 1000 == 999:
+                invalid += 1
+                out.write(f"reader{i}.example.org,Not An,Address\n")
+            elif i % 1000 == 499:
+                duplicates += 1
+                out.write(f"Reader.{i - 1}+news@{_DOMAINS[(i - 1) % 5]},Again,Twice\n")
+            else:
+                out.write(f"reader.{i}+news@{_DOMAINS[i % 5]},Reader,Número {i}\n")
+    return count - invalid - duplicates, invalid, duplicates
+
+
+def import_figures(folder: Path, sizes: list[int], rss_file: Path) -> dict[int, tuple[float, int]]:
+    """``subscribers import`` of each size into a fresh store: seconds and peak RSS (KiB)."""
+    figures: dict[int, tuple[float, int]] = {}
+    for count in sizes:
+        project = folder / f"import{count}"
+        project.mkdir()
+        shutil.copy(ROOT / "config.toml", project / "config.toml")
+        csv_path = project / "people.csv"
+        imported, invalid, _ = make_import_csv(csv_path, count)
+        size = csv_path.stat().st_size
+        argv = [PYTHON, "-c", _OURS, "subscribers", "import", "people.csv"]
+        ok = (1,) if invalid else (0,)  # exit code 1: some rows were invalid
+        seconds, rss = run(argv, project, rss_file, ok, stderr=subprocess.DEVNULL)
+        db = sqlite3.connect(project / "newsletter.db")
+        stored = db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
+        db.close()
+        if stored != imported:
+            raise SystemExit(f"import of {count:,} rows stored {stored:,}, expected {imported:,}")
+        print(
+            f"import {count:>9,} rows ({size / 2**20:5.1f} MiB CSV): {seconds:6.2f} s, "
+            f"peak RSS {(rss or 0) / 1024:6.1f} MiB",
+            flush=True,
+        )
+        figures[count] = (seconds, rss or 0)
+        shutil.rmtree(project)
+    return figures
+
+
+def print_import_summary(figures: dict[int, tuple[float, int]]) -> None:
+    small, big = min(figures), max(figures)
+    print(f"\n{'subscribers import':18} {'seconds':>8} {'rows/s':>9} {'peak RSS':>10}")
+    for count, (seconds, rss) in sorted(figures.items()):
+        print(f"{count:>18,} {seconds:8.2f} {count / seconds:9,.0f} {rss / 1024:6.1f} MiB")
+    ratio = figures[big][1] / figures[small][1]
+    verdict = "met" if ratio <= 1.3 else "MISSED"
+    print(f"peak RSS {big:,} / {small:,} rows: {ratio:.2f} (target <= 1.3: {verdict})")
+    if MILLION in figures:
+        seconds, rss = figures[MILLION]
+        met = "met" if seconds < 60 and rss < 150 * 1024 else "MISSED"
+        print(f"1M rows: {seconds:.1f} s, {rss / 1024:.1f} MiB (target < 60 s, < 150 MiB: {met})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscribers", type=int, default=200_000)
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--runs", type=int, default=3, help="runs per command (median time)")
+    parser.add_argument("--million", action="store_true", help="also import 1,000,000 rows")
+    parser.add_argument("--import-only", action="store_true", help="skip the list commands")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+        sizes = [*IMPORT_SIZES, MILLION] if args.million else list(IMPORT_SIZES)
+        print_import_summary(import_figures(Path(tmp), sizes, Path(tmp) / "rss"))
+    if args.import_only:
+        return 0
     if not shutil.which("script"):
         print("`script` (util-linux) is needed for the terminal run", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ import secrets
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -168,18 +168,25 @@ class SentIssue(NamedTuple):
 
 
 def set_browser_version(
-    store: Store, issue: str, preheader: str, html: str, date: str = ""
+    store: Store, issue: str, preheader: str, html: Callable[[], str], date: str = ""
 ) -> None:
-    """Keep the browser version as the issue went out, on its first send.
+    """Keep the browser version as the issue went out, on its first send (``html`` is only
+    called then: a resumed run does not render it again).
 
     Later edits to the issue file do not change what subscribers were sent, so they do
     not change its public page either.
     """
+    row = store.db.execute(
+        "SELECT archive_html IS NOT NULL FROM campaigns WHERE issue = ?", (issue,)
+    ).fetchone()
+    if row is None or row[0]:
+        return
+    page = html()
     with store.transaction() as db:
         db.execute(
             "UPDATE campaigns SET preheader = ?, archive_html = ?, issue_date = ? "
             "WHERE issue = ? AND archive_html IS NULL",
-            (preheader, html, date, issue),
+            (preheader, page, date, issue),
         )
 
 

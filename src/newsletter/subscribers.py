@@ -8,6 +8,7 @@ this module holds the SQL (on ``subscribers``, and an import's TEMP staging tabl
 
 from __future__ import annotations
 
+import base64
 import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -77,6 +78,16 @@ class Subscriber:
 
 def _new_token_id() -> str:
     return secrets.token_urlsafe(12)
+
+
+def _token_ids() -> Iterator[str]:
+    """Endless :func:`_new_token_id` values, drawn from the OS 1,024 at a time: 12 random
+    bytes are exactly 16 base64 characters, so one encoding of 12 x 1,024 random bytes
+    is 1,024 tokens side by side (one system call instead of 1,024)."""
+    while True:
+        text = base64.urlsafe_b64encode(secrets.token_bytes(12 * 1024)).decode("ascii")
+        for at in range(0, len(text), 16):
+            yield text[at : at + 16]
 
 
 def _insert(db: sqlite3.Connection, address: str, name: str, source: str, now: str) -> None:
@@ -257,7 +268,7 @@ def delete(db: sqlite3.Connection, subscriber_id: int) -> None:
 PROBLEMS_LISTED = 1_000
 #: Staged rows moved into ``subscribers`` per transaction: each holds the write lock for
 #: a fraction of a second, so a send or a web request never waits long for an import.
-MOVE_BATCH = 10_000
+MOVE_BATCH = 20_000
 #: Rows staged per commit of the TEMP table while the file is read (the store is untouched).
 _STAGE_BATCH = 10_000
 
@@ -296,6 +307,20 @@ _CREATE_STAGING = (
 _STAGE_ROW = (
     "INSERT INTO temp.import_staging (line, email, name, token) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (email) DO NOTHING"
+)
+# One move batch (staged rowids low < rowid <= high). CROSS JOIN keeps the staged rows the
+# outer loop: one look-up in the ``subscribers.email`` index per row, whatever the list's size.
+_KNOWN_SQL = (
+    "SELECT s.line, s.email, m.status FROM temp.import_staging AS s "
+    "CROSS JOIN subscribers AS m ON m.email = s.email "
+    "WHERE s.rowid > ? AND s.rowid <= ? ORDER BY s.rowid"
+)
+_MOVE_SQL = (
+    "INSERT INTO subscribers (email, name, status, created, updated, source, token) "
+    "SELECT s.email, s.name, 'active', ?, ?, ?, s.token FROM temp.import_staging AS s "
+    "WHERE s.rowid > ? AND s.rowid <= ? "
+    "AND NOT EXISTS (SELECT 1 FROM subscribers AS m WHERE m.email = s.email) "
+    "ORDER BY s.rowid"
 )
 
 
@@ -338,7 +363,7 @@ def _stage(db: sqlite3.Connection, path: Path, report: ImportReport) -> int:
 
     Only the TEMP database is written (a deferred BEGIN takes no lock on the store).
     """
-    rows = read_rows(path)
+    rows, tokens = read_rows(path), _token_ids()
     stage = db.cursor()
     db.execute("BEGIN")
     try:
@@ -346,7 +371,7 @@ def _stage(db: sqlite3.Connection, path: Path, report: ImportReport) -> int:
             if row.problem:
                 report.skip(f"{path}:{row.line}: {row.problem}", invalid=True)
                 continue
-            stage.execute(_STAGE_ROW, (row.line, row.address, row.name, _new_token_id()))
+            stage.execute(_STAGE_ROW, (row.line, row.address, row.name, next(tokens)))
             if stage.rowcount == 0:
                 [(first,)] = db.execute(
                     "SELECT line FROM temp.import_staging WHERE email = ?", (row.address,)
@@ -374,29 +399,14 @@ def _move(
     rowids: tuple[int, int],
     source_now: tuple[str, str],
 ) -> None:
-    """Staged rows ``low < rowid <= high`` into ``subscribers``, in the caller's transaction.
-
-    CROSS JOIN keeps the staged rows as the outer loop: one index look-up in
-    ``subscribers`` per row, whatever the size of the list.
-    """
-    known = db.execute(
-        "SELECT s.line, s.email, m.status FROM temp.import_staging AS s "
-        "CROSS JOIN subscribers AS m ON m.email = s.email "
-        "WHERE s.rowid > ? AND s.rowid <= ? ORDER BY s.rowid",
-        rowids,
-    )
-    for line, address, status in known:
+    """Staged rows ``low < rowid <= high`` into ``subscribers``, in the caller's transaction:
+    the active ones already there are counted, the suppressed ones reported, the rest added
+    (in the file's order, so ids follow it)."""
+    for line, address, status in db.execute(_KNOWN_SQL, rowids):
         if status == "active":
             report.already += 1
         else:
             report.skip(f"{path}:{line}: {address} is {status}; not resubscribed")
     source, now = source_now
-    inserted = db.execute(
-        "INSERT INTO subscribers (email, name, status, created, updated, source, token) "
-        "SELECT s.email, s.name, 'active', ?, ?, ?, s.token FROM temp.import_staging AS s "
-        "WHERE s.rowid > ? AND s.rowid <= ? "
-        "AND NOT EXISTS (SELECT 1 FROM subscribers AS m WHERE m.email = s.email) "
-        "ORDER BY s.rowid",
-        (now, now, source, *rowids),
-    )
+    inserted = db.execute(_MOVE_SQL, (now, now, source, *rowids))
     report.imported += inserted.rowcount

@@ -61,9 +61,11 @@ def subscribers_group() -> None:
 def subscribers_import(csv_file: Path, source: str | None, settings: Settings) -> None:
     """Import a CSV with an `email` column (and optionally `name`).
 
-    Invalid and duplicate rows are reported with their line numbers and skipped; the
-    rest are imported in one transaction. Unsubscribed, bounced and complained
-    addresses are never resubscribed. Exit code 1 when some rows were invalid.
+    Invalid and duplicate rows are reported with their line numbers (the first 1,000;
+    the rest are counted) and skipped. A file that cannot be read as CSV imports
+    nothing; otherwise the rows are added in short transactions once the whole file has
+    been read. Unsubscribed, bounced and complained addresses are never resubscribed.
+    Exit code 1 when some rows were invalid.
 
     \b
     Example:
@@ -76,9 +78,10 @@ def subscribers_import(csv_file: Path, source: str | None, settings: Settings) -
         report = subscribers.import_csv(store, csv_file, source)
     for problem in report.problems:
         echo(problem, err=True)
+    if report.unlisted:
+        echo(f"... and {report.unlisted} more skipped rows", err=True)
     echo(
-        f"Imported {report.imported}, already subscribed {report.already}, "
-        f"skipped {len(report.problems)}"
+        f"Imported {report.imported}, already subscribed {report.already}, skipped {report.skipped}"
     )
     raise SystemExit(1 if report.invalid else 0)
 

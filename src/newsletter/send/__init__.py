@@ -152,8 +152,9 @@ def send_issue(
             )
         stack.callback(ledger.release_lease, store, issue.week, owner)
         ledger.set_browser_version(
-            store, issue.week, issue.preheader, loaded.archive_html, issue.date.isoformat()
-        )
+            store, issue.week, issue.preheader, lambda: loaded.archive_html,
+            issue.date.isoformat(),
+        )  # fmt: skip
         renewing, lost = threading.Event(), threading.Event()
         renewer = threading.Thread(
             target=_renew,

@@ -316,6 +316,7 @@ class _Run:
         else:
             result = attempt(transport, Envelope(run.sender, recipient.email, data), run.policy,
                              run.stop)  # fmt: skip
+            self._observe(result)
         record = Record(
             subscriber_id=recipient.subscriber_id,
             state=result.state,
@@ -343,6 +344,11 @@ class _Run:
                 self.outcome.failures.append((recipient.email, result.reply))
             else:
                 self.outcome.deferred += 1
+
+    def _observe(self, result: Result) -> None:
+        # Right after the attempt, not once it is committed: a failing relay must stop
+        # the run before the next message, not one message per connection later.
+        with self.lock:
             # Failures while stopping come from the stop itself, not from the relay.
             if self.failing.observe(result) and not self.run.stop.is_set():
                 self.stop(f"the relay keeps failing: {result.reply}")
