@@ -780,7 +780,7 @@ def test_a_connection_never_runs_ahead_of_the_ledger(settings: Settings, project
             def close(self) -> None:
                 inner.close()
 
-            def send(self, envelope: Envelope) -> Reply:
+            def send(self, envelope: Envelope, then: Envelope | None = None) -> Reply:
                 if len(sent_before) >= IN_FLIGHT:
                     # Everything but the last IN_FLIGHT - 1 messages must be recorded.
                     earlier = sent_before[-IN_FLIGHT]
@@ -792,7 +792,7 @@ def test_a_connection_never_runs_ahead_of_the_ledger(settings: Settings, project
                     if row is None or row[0] != "sent":
                         with lock:
                             violations.append(f"{envelope.recipient} before {earlier}")
-                reply = inner.send(envelope)
+                reply = inner.send(envelope, then)
                 sent_before.append(envelope.recipient)
                 return reply
 

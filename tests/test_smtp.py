@@ -434,3 +434,128 @@ def test_a_trickled_greeting_times_out_when_opening() -> None:
         with pytest.raises(TemporaryFailure, match=r"timed out after 0.5 s opening") as failure:
             conn.open()
         assert failure.value.concerns == "connection" and not conn.is_open
+
+
+# -- the next envelope with this message's end (RFC 2920 across messages) ------------------------
+
+
+def _counting_writes(conn: Connection) -> list[bytes]:
+    """Every write the connection makes on its session (commands and messages), in order."""
+    writes: list[bytes] = []
+    command = conn._command
+
+    def spy(smtp: Any, line: bytes) -> None:
+        writes.append(line)
+        command(smtp, line)
+
+    conn._command = spy  # type: ignore[method-assign]
+    return writes
+
+
+def _chain(conn: Connection, envelopes: list[Envelope]) -> None:
+    """Send each envelope with the next one as ``then``, as a worker does."""
+    for envelope, following in zip(envelopes, [*envelopes[1:], None], strict=True):
+        conn.send(envelope, following)
+
+
+def test_then_goes_with_the_end_of_the_message_and_each_is_delivered_once(
+    start_smtp_server: StartServer,
+) -> None:
+    server = start_smtp_server(RecordingHandler())
+    envelopes = [Envelope(SENDER, f"r{n}@example.net", stuff(MESSAGE)) for n in range(5)]
+    with Connection(relay(server)) as conn:
+        writes = _counting_writes(conn)
+        _chain(conn, envelopes)
+        assert conn.sent == 5
+    # One envelope write for the first message, then one write per message: its content,
+    # its end and the next message's MAIL FROM, RCPT TO and DATA together.
+    assert len(writes) == 1 + 5
+    assert writes[1].endswith(
+        b"\r\n.\r\nMAIL FROM:<news@example.org>\r\nRCPT TO:<r1@example.net>\r\nDATA\r\n"
+    )
+    assert writes[-1].endswith(b"\r\n.\r\n")
+    received = server.handler.messages
+    assert [m.rcpt_tos for m in received] == [(e.recipient,) for e in envelopes]
+    assert all(m.content == MESSAGE + b"\r\n" for m in received)
+
+
+def test_then_is_ignored_without_pipelining(start_smtp_server: StartServer) -> None:
+    server = start_smtp_server(RecordingHandler(pipelining=False))
+    envelopes = [Envelope(SENDER, f"r{n}@example.net", b"x") for n in range(3)]
+    with Connection(relay(server)) as conn:
+        writes = _counting_writes(conn)
+        _chain(conn, envelopes)
+    assert len(writes) == 3 * 4  # MAIL, RCPT, DATA, content: each on its own
+    assert len(server.handler.messages) == 3
+
+
+def test_a_primed_envelope_never_sent_delivers_nothing(start_smtp_server: StartServer) -> None:
+    # The caller stops (close) or sends another envelope: the server is reading the primed
+    # message's content; the connection is dropped, never ended with ".", so nothing of it
+    # is delivered, and close() does not wait for an answer to a QUIT it cannot give.
+    server = start_smtp_server(RecordingHandler())
+    with Connection(relay(server)) as conn:
+        conn.send(Envelope(SENDER, "a@example.net", b"a"), Envelope(SENDER, "b@example.net", b"b"))
+        conn.send(Envelope(SENDER, "c@example.net", b"c"), Envelope(SENDER, "d@example.net", b"d"))
+        conn.close()
+        assert not conn.is_open
+        conn.send(Envelope(SENDER, "e@example.net", b"e"))
+    got = [(m.rcpt_tos, m.content) for m in server.handler.messages]
+    assert got == [
+        (("a@example.net",), b"a\r\n"),
+        (("c@example.net",), b"c\r\n"),
+        (("e@example.net",), b"e\r\n"),
+    ]
+
+
+def test_a_refusal_of_the_primed_recipient_is_theirs_alone(start_smtp_server: StartServer) -> None:
+    def refuse_ghost(address: str, attempt: int) -> str | None:
+        return "550 5.1.1 no such user" if address.startswith("ghost") else None
+
+    server = start_smtp_server(RecordingHandler(decide_rcpt=refuse_ghost))
+    envelopes = [
+        Envelope(SENDER, "ada@example.net", b"one"),
+        Envelope(SENDER, "ghost@example.net", b"lost"),
+        Envelope(SENDER, "bob@example.net", b"two"),
+    ]
+    with Connection(relay(server)) as conn:
+        conn.send(envelopes[0], envelopes[1])  # ghost's RCPT goes out with ada's end
+        with pytest.raises(PermanentFailure, match=r"550 5.1.1") as failure:
+            conn.send(envelopes[1], envelopes[2])
+        assert failure.value.stage == "rcpt" and conn.is_open
+        conn.send(envelopes[2])
+    assert [m.content for m in server.handler.messages] == [b"one\r\n", b"two\r\n"]
+
+
+def test_a_refused_message_keeps_the_primed_envelope(start_smtp_server: StartServer) -> None:
+    # 554 to the end of one message: the next envelope, already written, is still good.
+    handler = RecordingHandler(
+        lambda envelope, attempt: "554 5.7.1 spam" if envelope.content == b"spam\r\n" else None
+    )
+    server = start_smtp_server(handler)
+    spam, ham = (
+        Envelope(SENDER, "a@example.net", b"spam"),
+        Envelope(SENDER, "b@example.net", b"ham"),
+    )
+    with Connection(relay(server)) as conn:
+        with pytest.raises(PermanentFailure, match=r"554 5.7.1 spam"):
+            conn.send(spam, ham)
+        assert conn.is_open
+        conn.send(ham)
+        assert conn.sent == 1
+    assert [m.content for m in handler.messages] == [b"ham\r\n"]
+
+
+def test_nothing_is_primed_on_the_last_message_of_a_connection(
+    start_smtp_server: StartServer,
+) -> None:
+    server = start_smtp_server(RecordingHandler())
+    envelopes = [Envelope(SENDER, f"r{n}@example.net", b"x") for n in range(3)]
+    with Connection(relay(server, messages_per_connection=2)) as conn:
+        writes = _counting_writes(conn)
+        conn.send(envelopes[0], envelopes[1])
+        conn.send(envelopes[1], envelopes[2])
+        assert conn.needs_reconnect and writes[-1].endswith(b"\r\n.\r\n")
+        conn.close()
+        conn.send(envelopes[2])
+    assert len(server.handler.messages) == 3

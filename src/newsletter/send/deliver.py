@@ -6,16 +6,20 @@ and sends its next message while that result commits, but it sends no further on
 the result is durable. So a crash (SIGKILL included) can repeat at most the messages
 accepted but not yet recorded: **at most** ``IN_FLIGHT x connections`` **duplicates**
 (2 per connection). Waiting for each commit before the next message (1 per connection)
-left the workers idle a third of the time.
+left the workers idle a third of the time. A worker also takes and composes its next
+message before sending the current one, so that the SMTP connection can write the next
+envelope with the current message's end (``then``; one round trip per message): that
+delivers nothing by itself, so it does not change the bound.
 5xx replies mark a row ``failed`` and are never retried. Temporary failures leave it
 ``pending`` for the next run.
 
 One run has these threads:
 
 * the caller's, which feeds pending recipients in id order into a short queue;
-* ``connections`` workers, each with its own transport: rate limit, compose, make sure
-  at most one earlier result is still committing, try the message (``retry.attempt``),
-  hand its result to the ledger writer;
+* ``connections`` workers, each with its own transport: rate limit, make sure at most one
+  earlier result is still committing, take and compose the next job, try the message
+  (``retry.attempt``, with the next envelope as ``then``), hand its result to the ledger
+  writer;
 * the ledger writer, which commits results in groups while this run holds the lease;
 * the status watch, which notices subscribers who leave while the run is going.
 """
@@ -30,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from .. import ledger, subscribers
 from ..errors import InputError, NewsletterError
@@ -219,6 +224,11 @@ class _RateLimit:
             time.sleep(slot - now)
 
 
+#: A recipient and their message (or why it cannot be built), or the end of the work.
+_Job = tuple[Recipient, bytes | Result] | Literal["end"]
+_END: Literal["end"] = "end"
+
+
 class _Run:
     """One call of :func:`deliver`: the state its threads share."""
 
@@ -275,20 +285,26 @@ class _Run:
         unsettled: collections.deque[tuple[Recipient, Result, _Handoff]] = collections.deque()
         try:
             transport = self.run.transports()
-            while (recipient := self.jobs.get()) is not None and not self.run.stop.is_set():
-                if recipient.subscriber_id in self.watch.left:
-                    continue
+            job = self._take(wait=True)
+            while isinstance(job, tuple) and not self.run.stop.is_set():
+                recipient, data = job
                 self.limiter.wait()
-                data = self._compose(recipient)
                 # At most IN_FLIGHT - 1 earlier results may still be committing when this
                 # message is delivered: the bound on duplicates after a crash.
                 while len(unsettled) >= IN_FLIGHT:
                     self._settle(unsettled.popleft())
                 if self.run.stop.is_set():
                     break
-                unsettled.append(self._send(transport, recipient, data))
+                # The next job, if one is ready, is composed now so that its envelope can go
+                # with this message's end (``then``): it is sent next, whatever happens.
+                following = self._take(wait=False)
+                then = None
+                if isinstance(following, tuple) and isinstance(following[1], bytes):
+                    then = Envelope(self.run.sender, following[0].email, following[1])
+                unsettled.append(self._send(transport, recipient, data, then))
                 if transport.needs_reconnect:
                     transport.close()
+                job = following if following is not None else self._take(wait=True)
             while unsettled:
                 self._settle(unsettled.popleft())
         except NewsletterError as exc:  # ServerFailure, LedgerError, DKIM or input errors
@@ -299,6 +315,19 @@ class _Run:
             if transport is not None:
                 transport.close()
 
+    def _take(self, *, wait: bool) -> _Job | None:
+        """The next recipient still subscribed, with their message; ``_END`` when the run
+        has no more for this worker, None when ``wait`` is false and none is queued yet."""
+        while True:
+            try:
+                recipient = self.jobs.get(block=wait)
+            except queue.Empty:
+                return None
+            if recipient is None:
+                return _END  # each worker gets one end marker
+            if recipient.subscriber_id not in self.watch.left:
+                return recipient, self._compose(recipient)
+
     def _compose(self, recipient: Recipient) -> bytes | Result:
         try:
             return self.run.builder.wire(recipient)
@@ -308,14 +337,18 @@ class _Run:
             return Result("failed", f"cannot build the message: {exc}", 0)
 
     def _send(
-        self, transport: Transport, recipient: Recipient, data: bytes | Result
+        self,
+        transport: Transport,
+        recipient: Recipient,
+        data: bytes | Result,
+        then: Envelope | None = None,
     ) -> tuple[Recipient, Result, _Handoff]:
         run = self.run
         if isinstance(data, Result):
             result = data
         else:
-            result = attempt(transport, Envelope(run.sender, recipient.email, data), run.policy,
-                             run.stop)  # fmt: skip
+            envelope = Envelope(run.sender, recipient.email, data)
+            result = attempt(transport, envelope, run.policy, run.stop, then=then)
             self._observe(result)
         record = Record(
             subscriber_id=recipient.subscriber_id,

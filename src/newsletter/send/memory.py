@@ -122,7 +122,8 @@ class MemoryTransport:
             raise refusal(Reply.parse(answer), "connect", WHERE)
         self.is_open, self.sent = True, 0
 
-    def send(self, envelope: Envelope) -> Reply:
+    def send(self, envelope: Envelope, then: Envelope | None = None) -> Reply:
+        # ``then`` is a hint for transports that pipeline; nothing here to start early.
         self.open()
         steps: tuple[tuple[Stage, str], ...] = (
             ("mail", envelope.sender),

@@ -64,6 +64,7 @@ def attempt(
     policy: Policy,
     stop: threading.Event,
     sleep: Callable[[float], object] | None = None,
+    then: Envelope | None = None,
 ) -> Result:
     """Send ``envelope`` until it is accepted, refused for good, out of tries, or stopped.
 
@@ -72,7 +73,8 @@ def attempt(
     about the recipient (a 4xx to RCPT) is not retried in this run at all; the default sleep is
     ``stop.wait``, which a stop cuts short. Once ``stop`` is set no new try starts (the
     first always does). A :class:`~.transport.ServerFailure` is not caught: the relay
-    cannot be used at all.
+    cannot be used at all. ``then`` is passed on to :meth:`Transport.send` (the
+    envelope the caller sends next).
     """
     pause = sleep or stop.wait
     last: TemporaryFailure | None = None
@@ -80,7 +82,7 @@ def attempt(
     while tries < policy.max_attempts and not (tries and stop.is_set()):
         tries += 1
         try:
-            reply = transport.send(envelope)
+            reply = transport.send(envelope, then)
         except PermanentFailure as exc:
             return Result("failed", str(exc), tries, exc.stage == "rcpt", exc.concerns)
         except TemporaryFailure as exc:

@@ -77,6 +77,9 @@ class Connection:
         self._context: ssl.SSLContext | None = None
         #: When the command being answered must have its whole reply (time.monotonic()).
         self._deadline = 0.0
+        #: The MAIL FROM and RCPT TO lines already written, with DATA, after the previous
+        #: message (its ``then``): their replies are the next ones on the wire.
+        self._primed: tuple[bytes, bytes] | None = None
         #: What must never appear in a message: the credentials, in every form sent.
         self._secrets = (
             _credential_forms(settings.username, settings.password.get_secret_value())
@@ -279,23 +282,32 @@ class Connection:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    def send(self, envelope: Envelope) -> Reply:
+    def send(self, envelope: Envelope, then: Envelope | None = None) -> Reply:
         """Send one message; return the server's reply to the end of DATA.
 
         ``envelope.data`` has CRLF line endings and is already dot-stuffed. The end-of-data
         marker is appended: ``.\\r\\n`` if it ends with CRLF, ``\\r\\n.\\r\\n`` otherwise.
+        With ``then`` and a server that offers PIPELINING, the next message's MAIL FROM,
+        RCPT TO and DATA go in the same write as this message's end (RFC 2920 3.1 allows
+        message content first in a group): one round trip per message instead of two.
+        Nothing is delivered by them; ``then`` must be the next envelope sent (any other
+        drops the connection first, and :meth:`close` drops rather than QUITs).
         """
         commands = _envelope(envelope.sender, envelope.recipient)
+        if self._primed is not None and self._primed != commands:
+            self._drop()  # mid-DATA for another recipient: only closing ends that cleanly
         self.open()
         smtp = self._smtp
         assert smtp is not None
         try:
-            reply = self._transaction(smtp, commands, envelope.data)
+            reply = self._transaction(smtp, commands, envelope.data, then)
         except TemporaryFailure:
             self._drop()
             raise
         except PermanentFailure:
-            self._reset(smtp)
+            if self._primed is None:
+                self._reset(smtp)
+            # else: the next replies on the wire are the primed envelope's: keep them.
             raise
         except ServerFailure:
             self.close()
@@ -309,12 +321,22 @@ class Connection:
         self.sent += 1
         return reply
 
-    def _transaction(self, smtp: smtplib.SMTP, commands: tuple[bytes, bytes], data: bytes) -> Reply:
+    def _transaction(
+        self,
+        smtp: smtplib.SMTP,
+        commands: tuple[bytes, bytes],
+        data: bytes,
+        then: Envelope | None,
+    ) -> Reply:
         mail_cmd, rcpt_cmd = commands
         try:
             if self._pipelining:
                 # RFC 2920: one write, then every reply in order; the first failure decides.
-                self._command(smtp, mail_cmd + rcpt_cmd + b"DATA\r\n")
+                if self._primed == commands:
+                    self._primed = None  # written with the previous message's end
+                    self._deadline = time.monotonic() + self.settings.timeout
+                else:
+                    self._command(smtp, mail_cmd + rcpt_cmd + b"DATA\r\n")
                 mail, rcpt, go = self._read(smtp), self._read(smtp), self._read(smtp)
                 try:
                     self._check(mail, "mail")
@@ -334,15 +356,32 @@ class Connection:
                 self._command(smtp, b"DATA\r\n")
                 go = self._read(smtp)
             self._check(go, "data", ok=354)
+            following = self._following(then)
             # One write: a separate small write for the terminator can stall on Nagle +
             # delayed ACK. The deadline covers sending the message and its reply.
-            self._command(smtp, data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
+            end = b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"
+            if following is None:
+                self._command(smtp, data + end)
+            else:
+                self._command(smtp, data + end + b"".join(following) + b"DATA\r\n")
+                self._primed = following
             done = self._read(smtp)
             self._check(done, "data")
             return done
         finally:
             if smtp.sock is not None:
                 smtp.sock.settimeout(self.settings.timeout)
+
+    def _following(self, then: Envelope | None) -> tuple[bytes, bytes] | None:
+        """The next envelope's command lines, when they can go with this message's end."""
+        if then is None or not self._pipelining:
+            return None
+        if self.sent + 1 >= self.settings.messages_per_connection:
+            return None  # this connection closes after this message
+        try:
+            return _envelope(then.sender, then.recipient)
+        except TransportError:
+            return None  # its own send() reports the bad address
 
     def _command(self, smtp: smtplib.SMTP, line: bytes) -> None:
         """Send a command (or the message): its whole reply is due within ``[smtp] timeout``.
@@ -420,12 +459,17 @@ class Connection:
     def _drop(self) -> None:
         """Forget the connection without QUIT: after a timeout or drop the session is unusable."""
         smtp, self._smtp = self._smtp, None
-        self.sent = 0
+        self.sent, self._primed = 0, None
         if smtp is not None:
             smtp.close()
 
     def close(self) -> None:
-        """QUIT politely; never raises."""
+        """QUIT politely; never raises. A primed envelope leaves the server reading the next
+        message's content, where QUIT would be data: closing the socket aborts it instead,
+        and a server never delivers a message whose content did not end."""
+        if self._primed is not None:
+            self._drop()
+            return
         smtp, self._smtp = self._smtp, None
         self.sent = 0
         if smtp is None:

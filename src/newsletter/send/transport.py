@@ -150,10 +150,11 @@ class Transport(Protocol):
       then calls :meth:`close`, and the next :meth:`send` reconnects.
     * :meth:`close` never raises, and may be called any number of times.
 
-    Pipelining several envelopes on one connection (RFC 2920 across messages) would be an
-    optional ``send_many(envelopes: Sequence[Envelope]) -> list[Reply | TransportError]``,
-    one outcome per envelope in order, that callers use when a transport has it; none has
-    it yet.
+    * ``send(envelope, then)``: ``then`` names the envelope the caller will send next on
+      this transport. A transport may start it early (the SMTP connection writes its MAIL
+      FROM, RCPT TO and DATA with this message's end, RFC 2920); it is only a hint, and
+      nothing of ``then`` counts as sent until its own :meth:`send` returns. Once it is
+      given, the caller sends ``then`` next or closes the transport.
     """
 
     @property
@@ -162,7 +163,7 @@ class Transport(Protocol):
     def open(self) -> None:
         """Connect now (a no-op when open): lets a run fail fast on a relay it cannot reach."""
 
-    def send(self, envelope: Envelope) -> Reply: ...
+    def send(self, envelope: Envelope, then: Envelope | None = None) -> Reply: ...
 
     def close(self) -> None: ...
 
