@@ -12,7 +12,7 @@ discards every message) on a free loopback port:
 * the size of one composed message (``MessageBuilder.message_bytes`` + dot-stuffing), in bytes;
 * the reference: ``smtp-source -d -s CONNECTIONS -m SUBSCRIBERS -l SIZE`` (Postfix's C load
   generator, same number of sessions kept open, a payload of our message's size) against
-  the same sink, timed from outside, and the ratio ours / smtp-source (target >= 0.6);
+  the same sink, timed from outside, and the ratio ours / smtp-source (target >= 0.8);
 * memory: peak RSS (``VmHWM``; see :func:`max_rss_kib` for why not ``ru_maxrss``) of a
   fresh child process (this script with ``--rss-child N``) that creates a store of N
   subscribers, builds the issue and sends it, for N = 1,000 and 100,000, and their ratio
