@@ -329,6 +329,7 @@ def run(args: argparse.Namespace) -> int:
         stamp(f"--regenerate: emptying {cache}")
         shutil.rmtree(cache)
     cache.mkdir(parents=True, exist_ok=True)
+    bench.precompile()  # as an installed copy has it
     postfix = bench.find_postfix(args.postfix_dir)
     port = bench.free_port()
     stamp(f"million: {args.subscribers:,} and {args.small:,} subscribers, {args.connections} "

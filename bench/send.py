@@ -490,6 +490,20 @@ def run_rss_child(count: int, port: int, connections: int) -> dict[str, Any]:
 # -- whole process: --table, --independence ---------------------------------------------------
 
 
+def precompile() -> None:
+    """Write the package's bytecode now, as pip does when it installs a wheel.
+
+    Run from a checkout with PYTHONDONTWRITEBYTECODE set (some machines set it), every
+    child would compile every module of ours from source at each start, which no
+    installed copy does: that would be counted as our start-up.
+    """
+    import compileall
+
+    import newsletter
+
+    compileall.compile_dir(str(Path(newsletter.__file__).parent), quiet=1)
+
+
 def newsletter_command() -> list[str]:
     """The venv's ``newsletter`` console script beside this interpreter, else ``-m``."""
     script = Path(sys.executable).parent / "newsletter"
@@ -689,6 +703,7 @@ def show(label: str, m: Measure, count: int) -> None:
 
 def run_table(args: argparse.Namespace, postfix: Postfix, sink: Sink, port: int) -> int:
     connections, n_runs = args.connections, args.runs
+    precompile()
     print(
         f"newsletter send, whole process vs smtp-source: {ISSUE.relative_to(ROOT)}, "
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
@@ -806,6 +821,7 @@ def print_table(
 def run_independence(args: argparse.Namespace, postfix: Postfix, sink: Sink, port: int) -> int:
     count, whole = args.independence_sizes
     connections, n_runs = args.connections, args.runs
+    precompile()
     print(
         f"\nlist-size independence: the first {count:,} of a {whole:,}-subscriber list "
         f"(send --limit {count}) vs all of a {count:,}-subscriber list; {connections} "

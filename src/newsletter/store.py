@@ -175,6 +175,19 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    def leave_checkpoints(self) -> None:
+        """Stop this connection's commits from copying the WAL back into the store.
+
+        SQLite does that on the commit that finds the WAL over 1,000 pages, with an fsync:
+        seconds, after a large insert, inside a commit that a send's workers are waiting
+        for. Whoever calls this must call :meth:`checkpoint` regularly from elsewhere.
+        """
+        self.db.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def checkpoint(self) -> None:
+        """Copy what it can of the WAL into the store, waiting for nobody (PASSIVE)."""
+        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     def __enter__(self) -> Store:
         return self
 

@@ -143,6 +143,9 @@ def send_issue(
     stop = stop or threading.Event()
     with ExitStack() as stack:
         store = stack.enter_context(Store(settings.store_path))
+        # The run's status watch checkpoints the WAL (deliver.py): none of the run's
+        # commits, the first batch of ledger rows included, waits for an fsync.
+        store.leave_checkpoints()
         owner = ledger.acquire_lease(store, issue.week, issue.subject, LEASE_SECONDS)
         if owner is None:
             holder = ledger.lease_holder(store, issue.week)
