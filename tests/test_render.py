@@ -218,3 +218,20 @@ def test_cssutils_does_not_flood_the_log(
     )
     render_issue(open_issue(SAMPLE_ISSUE, settings, renderer=renderer))
     assert [r for r in caplog.records if r.levelno >= 30] == []
+
+
+def test_a_floated_image_still_gets_its_align_attribute(settings: Settings) -> None:
+    # Outlook ignores CSS floats: premailer adds align="left|right". The renderer skips that
+    # pass (slow: cssutils validation) only for documents that never mention "float".
+    renderer = Renderer(settings)
+    page = (
+        "<html><head><style>.pic { float: right }</style></head><body>"
+        '<img class="pic" src="a.png" alt=""><img style="float: left" src="b.png" alt="">'
+        '<img src="c.png" alt=""></body></html>'
+    )
+    out = renderer.inline_css(page)
+    assert re.search(r'<img[^>]*src="[^"]*a\.png"[^>]*>', out)
+    aligns = re.findall(r'<img[^>]*\balign="(\w+)"', out)
+    assert aligns == ["right", "left"]
+    plain = renderer.inline_css('<html><body><img src="c.png" alt=""></body></html>')
+    assert "align=" not in plain

@@ -228,6 +228,10 @@ class _RateLimit:
             time.sleep(slot - now)
 
 
+#: The longest a primed envelope may wait for its message (a slow ``[smtp] rate`` spaces
+#: messages out): the relay then sits in DATA, and relays time that out after minutes.
+_PRIMED_WAIT_MAX = 10.0
+
 #: A recipient and their message (or why it cannot be built), or the end of the work.
 _Job = tuple[Recipient, bytes | Result] | Literal["end"]
 _END: Literal["end"] = "end"
@@ -303,7 +307,11 @@ class _Run:
                 # with this message's end (``then``): it is sent next, whatever happens.
                 following = self._take(wait=False)
                 then = None
-                if isinstance(following, tuple) and isinstance(following[1], bytes):
+                if (
+                    isinstance(following, tuple)
+                    and isinstance(following[1], bytes)
+                    and self.limiter.interval * self.run.connections < _PRIMED_WAIT_MAX
+                ):
                     then = Envelope(self.run.sender, following[0].email, following[1])
                 unsettled.append(self._send(transport, recipient, data, then))
                 if transport.needs_reconnect:
