@@ -249,6 +249,9 @@ class _Run:
         self.writer = _LedgerWriter(run.store.path, run.issue, run.owner, run.bounce_after)
         self.watch = _StatusWatch(run.store.path, self.stop)
         self.limiter = _RateLimit(run.rate)
+        #: Whether a worker may start its next envelope early: not when a slow ``[smtp] rate``
+        #: would leave the relay waiting in DATA for long.
+        self.prime = self.limiter.interval * run.connections < _PRIMED_WAIT_MAX
         #: Consecutive messages deferred because of the relay: it is failing, not them.
         self.failing = RelayFailing(run.connections)
 
@@ -307,11 +310,7 @@ class _Run:
                 # with this message's end (``then``): it is sent next, whatever happens.
                 following = self._take(wait=False)
                 then = None
-                if (
-                    isinstance(following, tuple)
-                    and isinstance(following[1], bytes)
-                    and self.limiter.interval * self.run.connections < _PRIMED_WAIT_MAX
-                ):
+                if self.prime and isinstance(following, tuple) and isinstance(following[1], bytes):
                     then = Envelope(self.run.sender, following[0].email, following[1])
                 unsettled.append(self._send(transport, recipient, data, then))
                 if transport.needs_reconnect:
