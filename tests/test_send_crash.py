@@ -142,11 +142,11 @@ def check_message(message: Received) -> None:
 
 
 def ledger(project: Path) -> dict[str, str]:
-    """Each subscriber's delivery state for the issue."""
+    """Each subscriber's delivery state for the issue: ``pending`` with no row (never tried)."""
     with Store(project / "newsletter.db") as store:
         rows = store.db.execute(
-            "SELECT s.email, d.state FROM deliveries d JOIN subscribers s "
-            "ON s.id = d.subscriber_id WHERE d.issue = ?",
+            "SELECT s.email, coalesce(d.state, 'pending') AS state FROM subscribers s "
+            "LEFT JOIN deliveries d ON d.subscriber_id = s.id AND d.issue = ?",
             (WEEK,),
         ).fetchall()
     return {row["email"]: row["state"] for row in rows}

@@ -3,8 +3,10 @@
 It owns two tables; nothing else writes them:
 
 * ``campaigns``: one row per issue, holding the send lease (one sender per issue);
-* ``deliveries``: one row per issue and subscriber. A row is ``pending`` until the relay
-  has accepted the message, then ``sent``; a permanent refusal makes it ``failed``.
+* ``deliveries``: one row per issue and subscriber tried. It is written at the first try:
+  ``sent`` once the relay has accepted the message, ``failed`` on a permanent refusal,
+  ``pending`` when deferred. An active subscriber with no row is pending too, never tried;
+  so a send's start costs nothing per subscriber, whatever the list's length.
 
 Functions that take a :class:`~newsletter.store.Store` run their own transaction; those
 that take ``db`` (a connection) join the caller's, so that changes to other tables can be
@@ -14,10 +16,10 @@ made in the same one.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import secrets
 import socket
-import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,7 +36,6 @@ __all__ = [
     "Record",
     "SentIssue",
     "acquire_lease",
-    "add_recipients",
     "browser_version",
     "counts",
     "forget",
@@ -217,44 +218,43 @@ def browser_version(store: Store, issue: str) -> str | None:
 
 # -- deliveries ------------------------------------------------------------------------------
 
-#: Still to send: the row is pending and the subscriber still active.
-_PENDING = (
-    "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
-    "WHERE d.issue = ? AND d.state = 'pending' AND s.status = 'active'"
-)
-
-#: The same, read along the pending index: a keyset batch is one range of it, never a sort,
-#: and never a walk over the rows already sent.
-_PENDING_BY_ID = (
-    "FROM deliveries d INDEXED BY deliveries_pending JOIN subscribers s ON s.id = d.subscriber_id "
-    "WHERE d.issue = ? AND d.state = 'pending' AND s.status = 'active'"
-)
+#: Tried or settled: a delivery row exists from a message's first try on. Sent and failed
+#: rows are final; a ``pending`` row with tries was deferred and waits for a later run.
+_FINAL = "d.state IN ('sent', 'failed')"
 
 
-def add_recipients(db: sqlite3.Connection, issue: str) -> None:
-    """A pending row for every active subscriber who has none: new subscribers join a
-    resumed run; those who left are skipped when it comes to them."""
-    db.execute(
-        "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, updated) "
-        "SELECT ?, id, ? FROM subscribers WHERE status = 'active'",
-        (issue, utcnow()),
-    )
+def _active(store: Store) -> int:
+    """Active subscribers, counted in the ``subscribers_status`` index."""
+    row = store.db.execute("SELECT COUNT(*) FROM subscribers WHERE status = 'active'").fetchone()
+    return int(row[0])
 
 
 def counts(store: Store, issue: str) -> dict[str, int]:
-    """Rows per state; pending rows only of subscribers still active."""
-    rows = store.db.execute(
-        "SELECT d.state, COUNT(*) FROM deliveries d JOIN subscribers s "
-        "ON s.id = d.subscriber_id WHERE d.issue = ? AND (d.state != 'pending' "
-        "OR s.status = 'active') GROUP BY d.state",
+    """Rows per state (states with none left out). ``pending`` is every active subscriber
+    who has not had the issue sent or refused, whether tried yet or not.
+
+    Read from the indexes: what the issue has settled, plus the count of active
+    subscribers; never a walk over the whole list.
+    """
+    found: dict[str, int] = {}
+    settled_active = 0
+    for state, count, active in store.db.execute(
+        "SELECT d.state, COUNT(*), COUNT(*) FILTER (WHERE s.status = 'active') "
+        "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+        f"WHERE d.issue = ? AND {_FINAL} GROUP BY d.state",
         (issue,),
-    ).fetchall()
-    return {str(state): int(count) for state, count in rows}
+    ):
+        found[str(state)] = int(count)
+        settled_active += int(active)
+    pending = _active(store) - settled_active
+    if pending:
+        found["pending"] = pending
+    return found
 
 
 def remaining(store: Store, issue: str) -> int:
-    """Active subscribers whose row is still pending."""
-    return int(store.db.execute(f"SELECT COUNT(*) {_PENDING}", (issue,)).fetchone()[0])
+    """Active subscribers who have not had the issue sent or refused."""
+    return counts(store, issue).get("pending", 0)
 
 
 def _stamp() -> str:
@@ -266,34 +266,46 @@ def _stamp() -> str:
 def pending_recipients(store: Store, issue: str, batch: int = 100) -> Iterator[Pending]:
     """Pending recipients, never-tried ones first, read in small batches.
 
-    Two passes, each in subscriber id order by keyset (``subscriber_id > last``) over the
-    ``deliveries_pending`` index, so each batch is one index range and no sort; memory
-    stays flat for any list size:
+    Two passes, each in subscriber id order by keyset (``id > last``) along an index, so
+    each batch is one index range and no sort; memory stays flat for any list size:
 
-    1. rows never tried (``attempts = 0``);
-    2. rows deferred by an earlier run (tried, still pending), so that a block of
-       greylisted addresses early in the list never holds up everyone behind it.
+    1. active subscribers never tried (no row yet), along ``subscribers_status``;
+    2. rows deferred by an earlier run (tried, still pending), along
+       ``deliveries_pending``, so that a block of greylisted addresses early in the list
+       never holds up everyone behind it.
 
     Rows this run defers (their ``updated`` is not older than the run's start) are left to
     the next run: they have had this run's tries already.
     """
     started = _stamp()
-    for condition, args in (
-        ("d.attempts = 0", ()),
-        ("d.attempts > 0 AND d.updated < ?", (started,)),
-    ):
+    for query, args in ((_NEVER_TRIED, (issue,)), (_DEFERRED_BEFORE, (issue, started))):
         last = 0
         while True:
-            rows = store.db.execute(
-                f"SELECT s.id, s.email, s.name, s.token {_PENDING_BY_ID} AND {condition} "
-                "AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT ?",
-                (issue, *args, last, batch),
-            ).fetchall()
+            rows = store.db.execute(query, (*args, last, batch)).fetchall()
             if not rows:
                 break
             for row in rows:
                 yield Pending(row["id"], row["email"], row["name"], row["token"])
             last = rows[-1]["id"]
+
+
+#: Active subscribers with no row yet (or one an older version wrote up front, untried),
+#: read along the ``subscribers_status`` index from ``id > ?``: one range, no sort.
+_NEVER_TRIED = (
+    "SELECT s.id, s.email, s.name, s.token FROM subscribers s INDEXED BY subscribers_status "
+    "WHERE s.status = 'active' AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.issue = ? "
+    "AND d.subscriber_id = s.id AND (d.state != 'pending' OR d.attempts > 0)) "
+    "AND s.id > ? ORDER BY s.id LIMIT ?"
+)
+
+#: Rows an earlier run deferred (tried, still pending; ``updated`` before this run began),
+#: read along the ``deliveries_pending`` index: only rows that were tried exist there.
+_DEFERRED_BEFORE = (
+    "SELECT s.id, s.email, s.name, s.token FROM deliveries d INDEXED BY deliveries_pending "
+    "JOIN subscribers s ON s.id = d.subscriber_id WHERE d.issue = ? AND d.state = 'pending' "
+    "AND s.status = 'active' AND d.attempts > 0 AND d.updated < ? AND d.subscriber_id > ? "
+    "ORDER BY d.subscriber_id LIMIT ?"
+)
 
 
 def refusals(store: Store, issue: str) -> Iterator[tuple[str, str, str]]:
@@ -314,20 +326,11 @@ _TRIED = "d.state = 'pending' AND d.attempts > 0 AND s.status = 'active'"
 
 def plan(store: Store, issue: str, show: int = 5) -> tuple[int, list[str], int]:
     """(active subscribers who have not had ``issue``, the first ``show`` of them, how many
-    have had it). Reads only: it counts subscribers who have no row yet too."""
-    query = (
-        "FROM subscribers s WHERE s.status = 'active' AND NOT EXISTS (SELECT 1 FROM "
-        "deliveries d WHERE d.issue = ? AND d.subscriber_id = s.id AND d.state != 'pending')"
-    )
-    count = store.db.execute(f"SELECT COUNT(*) {query}", (issue,)).fetchone()[0]
-    first = [
-        str(row[0])
-        for row in store.db.execute(f"SELECT s.email {query} ORDER BY s.id LIMIT ?", (issue, show))
-    ]
-    done = store.db.execute(
-        "SELECT COUNT(*) FROM deliveries WHERE issue = ? AND state = 'sent'", (issue,)
-    ).fetchone()[0]
-    return int(count), first, int(done)
+    have had it), in the order a run takes them. Reads only."""
+    found = counts(store, issue)
+    # In the order a run takes them: never tried first, then those deferred.
+    first = [p.email for p in itertools.islice(pending_recipients(store, issue, show), show)]
+    return found.get("pending", 0), first, found.get("sent", 0)
 
 
 def record(
@@ -343,11 +346,15 @@ def record(
         row = db.execute("SELECT lease_owner FROM campaigns WHERE issue = ?", (issue,)).fetchone()
         if row is None or row["lease_owner"] != owner:
             raise LedgerError(f"another run took over the send of {issue}; stopping")
+        # A subscriber's row is written at their first try, never before (see _NEVER_TRIED).
         db.executemany(
-            "UPDATE deliveries SET state = ?, reply = ?, attempts = attempts + ?, "
-            "message_id = ?, updated = ? WHERE issue = ? AND subscriber_id = ?",
+            "INSERT INTO deliveries (issue, subscriber_id, state, reply, attempts, message_id, "
+            "updated) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (issue, subscriber_id) DO UPDATE "
+            "SET state = excluded.state, reply = excluded.reply, "
+            "attempts = deliveries.attempts + excluded.attempts, "
+            "message_id = excluded.message_id, updated = excluded.updated",
             [
-                (r.state, r.reply, r.attempts, r.message_id, stamp, issue, r.subscriber_id)
+                (issue, r.subscriber_id, r.state, r.reply, r.attempts, r.message_id, stamp)
                 for r in records
             ],
         )

@@ -124,6 +124,15 @@ _MIGRATIONS: list[str] = [
         INSERT INTO status_changes (subscriber_id, status) VALUES (NEW.id, NEW.status);
     END;
     """,
+    # 5: a send's once-per-run questions stop reading the whole list. The ledger writes a
+    # delivery row when a message is tried, not one per subscriber up front; "how many are
+    # active" is read from an index; the line-break check (subscribers.py) finds offenders
+    # in a partial index that holds only them (its WHERE must stay the query's, word for word).
+    """
+    CREATE INDEX subscribers_status ON subscribers(status);
+    CREATE INDEX subscribers_line_break ON subscribers(id) WHERE instr(name, char(10)) OR
+        instr(name, char(13)) OR instr(email, char(10)) OR instr(email, char(13));
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

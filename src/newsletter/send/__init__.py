@@ -1,7 +1,7 @@
 """Send stage: built issue -> one message per active subscriber, through a transport.
 
 ``send_issue`` reads like the run: check the mode's settings, (re)build the loaded
-issue's outputs if stale, take the issue's lease, write the ledger rows, start the
+issue's outputs if stale, take the issue's lease, start the
 transports (the relay, or the capture server), deliver, report. The transport is
 ``[smtp] mode``'s (``modes.py``) unless the caller passes a factory, such as a
 :class:`~.memory.MemoryRelay`'s.
@@ -172,7 +172,6 @@ def send_issue(
         with store.transaction() as db:
             # Which stories this issue carries: `draft` never proposes them again.
             library.record_issue_items(db, issue.week, (item.id for item in issue.items()))
-            ledger.add_recipients(db, issue.week)
         counts = ledger.counts(store, issue.week)
         report.already_sent = counts.get("sent", 0)
         report.already_failed = counts.get("failed", 0)
@@ -202,21 +201,23 @@ def send_issue(
                 )  # fmt: skip
         if lost.is_set():
             outcome.stopped = outcome.stopped or "the send lease was lost"
-        _fill(report, outcome, store, issue.week)
+        totals = ledger.counts(store, issue.week)
+        _fill(report, outcome, totals)
         if stop.is_set() and not outcome.stopped:
             report.stopped = "interrupted"
         report.finished = utcnow()
         report.seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
-        _write_reports(report, store, out, started)
+        _write_reports(report, totals, store, out, started)
     return report
 
 
-def _write_reports(report: SendReport, store: Store, out: Path, started: dt.datetime) -> None:
+def _write_reports(
+    report: SendReport, counts: dict[str, int], store: Store, out: Path, started: dt.datetime
+) -> None:
     """This run's own ``send-report-<UTC time>.json``, and ``send-report.json``: the
     issue's total across every run, from the ledger (a no-op rerun never hides a real one)."""
     # To the microsecond: two quick reruns never share a name, and names sort by time.
     run_file = out / f"send-report-{started:%Y%m%dT%H%M%S.%fZ}.json"
-    counts = ledger.counts(store, report.issue)
     failures: list[dict[str, str]] = []
     deferred: list[dict[str, str]] = []
     for email, state, reply in ledger.refusals(store, report.issue):
@@ -241,11 +242,11 @@ def _write_reports(report: SendReport, store: Store, out: Path, started: dt.date
     )
 
 
-def _fill(report: SendReport, outcome: Outcome, store: Store, week: str) -> None:
+def _fill(report: SendReport, outcome: Outcome, totals: dict[str, int]) -> None:
     report.sent, report.failed, report.deferred = outcome.sent, outcome.failed, outcome.deferred
     report.stopped = outcome.stopped
     report.failures = [{"email": e, "reply": r} for e, r in outcome.failures]
-    report.remaining = ledger.remaining(store, week)
+    report.remaining = totals.get("pending", 0)
 
 
 def send_test(
