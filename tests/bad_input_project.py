@@ -158,6 +158,9 @@ def relay(port: int, security: str = "none") -> Setup:
             ("timeout = 30", "timeout = 5"),
             ("max_attempts = 6", "max_attempts = 1"),
             ("retry_delay = 2", "retry_delay = 0"),
+            # These cases are about the relay: the unsigned-send warning would be a second
+            # line on stderr (tests/test_dkim.py covers it).
+            ("\n[checks.disabled]\n", '\n[checks.disabled]\ndkim = "a test relay"\n'),
         ):
             assert old in text, old
             text = text.replace(old, new, 1)

@@ -99,6 +99,29 @@ DEEP_JSON_FEED = (
 )
 
 
+def _key_pem(*, encrypted: bool) -> bytes:
+    """A private key that is not what DKIM signs with: an EC key, or any key encrypted."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    encryption = (
+        serialization.BestAvailableEncryption(b"passphrase")
+        if encrypted
+        else serialization.NoEncryption()
+    )
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+
+
+#: [dkim] switched on with keys/dkim.pem (each case writes that file itself).
+DKIM_ON = [
+    config('domain = ""', 'domain = "example.org"'),
+    config('selector = ""', 'selector = "news"\nkey_file = "keys/dkim.pem"'),
+]
+KEYGEN = ("dkim", "keygen", "--selector", "s1", "--domain", "example.org")
+
+
 def _source(name: str, kind: str, location: str, extra: str = "") -> str:
     return f'[[sources]]\nname = "{name}"\ntype = "{kind}"\nlocation = "{location}"\n{extra}'
 
@@ -202,6 +225,7 @@ CASES: list[Case] = [
             ("subscribe", "per_ip_per_hr"),
             ("web", "trusted_proxie"),
             ("dkim", "private_key"),
+            ("doctor", "sending_ip"),
             ("checks", "allowed_host"),
             ("collect", "timout"),
             ("draft", "time_zone"),
@@ -336,7 +360,56 @@ CASES: list[Case] = [
         "config",
         BUILD,
         ("greeting",),
-        setup=[config('greeting = "Hello {name},"', 'greeting = "Hello {nom},"')],
+        setup=[config('greeting = "Hello {first_name},"', 'greeting = "Hello {nom},"')],
+    ),
+    Case(
+        "config-theme-colour-not-hex",
+        "config",
+        BUILD,
+        ("[theme] brand",),
+        setup=[config_append('[theme]\nbrand = "navy"')],
+    ),
+    Case(
+        "config-theme-colour-css-injection",
+        "config",
+        BUILD,
+        ("[theme] accent",),
+        setup=[config_append('[theme]\naccent = "#000; } body { display:none"')],
+    ),
+    Case(
+        "config-theme-font-css-injection",
+        "config",
+        BUILD,
+        ("[theme] font",),
+        setup=[config_append('[theme]\nfont = "Arial; } .nl-body { display:none"')],
+    ),
+    Case(
+        "config-theme-logo-without-alt",
+        "config",
+        BUILD,
+        ("[theme] logo_alt",),
+        setup=[config_append('[theme]\nlogo = "images/logo.png"')],
+    ),
+    Case(
+        "config-theme-logo-outside-static",
+        "config",
+        BUILD,
+        ("[theme] logo",),
+        setup=[config_append('[theme]\nlogo = "../../etc/passwd"\nlogo_alt = "x"')],
+    ),
+    Case(
+        "config-theme-logo-too-wide",
+        "config",
+        BUILD,
+        ("[theme] logo_width",),
+        setup=[config_append('[theme]\nlogo = "images/l.png"\nlogo_alt = "x"\nlogo_width = 2000')],
+    ),
+    Case(
+        "config-theme-unknown-key",
+        "config",
+        BUILD,
+        ("[theme] color",),
+        setup=[config_append('[theme]\ncolor = "#000000"')],
     ),
     Case(
         "config-unsubscribe-mailto-invalid",
@@ -444,11 +517,97 @@ CASES: list[Case] = [
         setup=[config("trusted_proxies = []", 'trusted_proxies = ["not-an-ip"]')],
     ),
     Case(
+        "config-doctor-sending-ip-not-an-ip",
+        "config",
+        ("doctor",),
+        ("[doctor] sending_ips", "192.0.2.300"),
+        setup=[config("sending_ips = []", 'sending_ips = ["192.0.2.300"]')],
+    ),
+    Case(
+        "config-doctor-nameserver-not-an-ip",
+        "config",
+        ("doctor",),
+        ("[doctor] nameservers", "dns.example.org:53"),
+        setup=[config("nameservers = []", 'nameservers = ["dns.example.org:53"]')],
+    ),
+    Case(
+        "config-doctor-nameserver-bad-port",
+        "config",
+        ("doctor",),
+        ("[doctor] nameservers", "127.0.0.1:0", "port"),
+        setup=[config("nameservers = []", 'nameservers = ["127.0.0.1:0"]')],
+    ),
+    Case(
+        "config-doctor-timeout-zero",
+        "config",
+        ("doctor",),
+        ("[doctor] timeout",),
+        setup=[config("timeout = 5\n", "timeout = 0\n")],
+    ),
+    Case(
         "config-dkim-domain-wrong-type",
         "config",
         BUILD,
         ("domain",),
         setup=[config('domain = ""', "domain = true")],
+    ),
+    Case(
+        "config-dkim-domain-line-break",
+        "config",
+        BUILD,
+        ("[dkim] domain", "DNS name"),
+        setup=[config('domain = ""', r'domain = "example.org\r\nBcc: victim@example.net"')],
+    ),
+    Case(
+        "config-dkim-domain-underscore",
+        "config",
+        BUILD,
+        ("[dkim] domain",),
+        setup=[config('domain = ""', 'domain = "bad_domain.example.org"')],
+    ),
+    Case(
+        "config-dkim-selector-space",
+        "config",
+        BUILD,
+        ("[dkim] selector",),
+        setup=[config('selector = ""', 'selector = "s1; d=evil.example"')],
+    ),
+    Case(
+        "config-smtp-return-path-not-an-address",
+        "config",
+        BUILD,
+        ("[smtp] return_path",),
+        setup=[config_key("smtp", 'return_path = "bounces-at-example.org"')],
+    ),
+    Case(
+        "config-smtp-return-path-line-break",
+        "config",
+        BUILD,
+        ("[smtp] return_path", "control characters"),
+        setup=[
+            config_key("smtp", r'return_path = "bounces@example.org\r\nBcc: victim@example.net"')
+        ],
+    ),
+    Case(
+        "config-smtp-return-path-two-addresses",
+        "config",
+        BUILD,
+        ("[smtp] return_path",),
+        setup=[config_key("smtp", 'return_path = "a@example.org, b@example.org"')],
+    ),
+    Case(
+        "config-smtp-return-path-wrong-type",
+        "config",
+        BUILD,
+        ("return_path",),
+        setup=[config_key("smtp", "return_path = ['bounces@example.org']")],
+    ),
+    Case(
+        "env-smtp-return-path-line-break",
+        "config",
+        BUILD,
+        ("[smtp] return_path",),
+        env={"NEWSLETTER_SMTP__RETURN_PATH": "bounces@example.org\nBcc: victim@example.net"},
     ),
     Case(
         "config-checks-hosts-not-list",
@@ -665,6 +824,27 @@ CASES: list[Case] = [
             config('domain = ""', 'domain = "example.org"'),
             config('selector = ""', 'selector = "news"\nkey_file = "keys/dkim.pem"'),
         ],
+    ),
+    Case(
+        "dkim-key-file-encrypted",
+        "paths",
+        ("send", ISSUE, "--yes"),
+        ("key_file", "encrypted"),
+        setup=[write("keys/dkim.pem", _key_pem(encrypted=True)), *DKIM_ON],
+    ),
+    Case(
+        "dkim-key-file-not-rsa",
+        "paths",
+        ("send", ISSUE, "--yes"),
+        ("key_file", "not an RSA key"),
+        setup=[write("keys/dkim.pem", _key_pem(encrypted=False)), *DKIM_ON],
+    ),
+    Case(
+        "dkim-key-file-is-a-folder",
+        "paths",
+        ("send", ISSUE, "--yes"),
+        ("key_file",),
+        setup=[mkdir("keys/dkim.pem"), *DKIM_ON],
     ),
     Case(
         "issues-dir-missing-weekly",
@@ -1165,6 +1345,20 @@ CASES: list[Case] = [
         exit=frozenset({1, 2}),
         setup=[write("people.csv", _csv("a@example.net,\x1b[2JEve\n"))],
     ),
+    Case(
+        "csv-first-name-escape-sequence",
+        "csv",
+        ("subscribers", "import", "people.csv"),
+        ("people.csv:2", "name"),
+        exit=frozenset({1, 2}),
+        setup=[write("people.csv", "email,first name\na@example.net,\x1b[2JEve\n")],
+    ),
+    Case(
+        "add-first-name-escape-sequence",
+        "cli",
+        ("subscribers", "add", "a@example.net", "--first-name", "\x1b[2JEve"),
+        ("a@example.net", "name"),
+    ),
     # -- subscribers on the command line --------------------------------------------------------
     Case("add-invalid-address", "cli", ("subscribers", "add", "bad-address"), ("bad-address",)),
     Case(
@@ -1598,9 +1792,53 @@ CASES: list[Case] = [
     ),
     Case("cli-send-no-yes-no-terminal", "cli", ("send", ISSUE), ("--yes",)),
     Case("cli-pin-unknown-id", "cli", ("pin", "unknown-id"), ("unknown-id",)),
+    Case("cli-keygen-no-selector", "cli", ("dkim", "keygen", "--domain", "x.org"), ("--selector",)),
+    Case("cli-keygen-no-domain", "cli", ("dkim", "keygen", "--selector", "s1"), ("--domain",)),
+    Case(
+        "cli-keygen-selector-not-a-dns-label",
+        "cli",
+        ("dkim", "keygen", "--selector", "s1\nX-Evil: 1", "--domain", "example.org"),
+        ("--selector",),
+    ),
+    Case(
+        "cli-keygen-domain-with-space",
+        "cli",
+        ("dkim", "keygen", "--selector", "s1", "--domain", "example .org"),
+        ("--domain",),
+    ),
+    Case("cli-keygen-domain-empty", "cli", (*KEYGEN[:4], "--domain", ""), ("--domain",)),
+    Case("cli-keygen-bits-too-small", "cli", (*KEYGEN, "--bits", "512"), ("--bits",)),
+    Case("cli-keygen-bits-too-big", "cli", (*KEYGEN, "--bits", "16384"), ("--bits",)),
+    Case("cli-keygen-bits-not-a-number", "cli", (*KEYGEN, "--bits", "lots"), ("--bits",)),
+    Case(
+        "cli-keygen-out-exists",
+        "cli",
+        (*KEYGEN, "--out", "keys/s1.pem"),
+        ("keys/s1.pem", "--force"),
+        setup=[write("keys/s1.pem", "the key already in use\n")],
+    ),
+    Case("cli-keygen-out-is-a-folder", "cli", (*KEYGEN, "--out", "static"), ("--out",)),
+    Case(
+        "cli-keygen-out-under-a-file",
+        "cli",
+        (*KEYGEN, "--out", f"{ISSUE}/s1.pem"),
+        (f"{ISSUE}/s1.pem",),
+    ),
     Case("cli-init-under-a-file", "cli", ("init", "config.toml/new"), ("config.toml",)),
     Case("cli-init-existing-project", "cli", ("init", "."), ("config.toml",)),
     Case("cli-serve-port-out-of-range", "cli", ("serve", "--port", "70000"), ("--port", "70000")),
+    Case(
+        "cli-doctor-nameserver-not-an-ip",
+        "cli",
+        ("doctor", "--nameserver", "dns.example.org"),
+        ("--nameserver", "dns.example.org"),
+    ),
+    Case(
+        "cli-doctor-nameserver-port-out-of-range",
+        "cli",
+        ("doctor", "--nameserver", "127.0.0.1:70000"),
+        ("--nameserver", "70000"),
+    ),
 ]
 
 

@@ -49,6 +49,8 @@ ONE_CLICK = b"List-Unsubscribe=One-Click"
 NOTICE_HEADERS = {
     "from", "reply-to", "to", "subject", "date", "message-id", "auto-submitted",
     "mime-version", "content-type", "content-transfer-encoding",
+    # Added by the capture server, as a final delivery does (RFC 5321 4.4).
+    "return-path",
 }  # fmt: skip
 #: What a request tries to smuggle into a mail or a response; it must appear in neither.
 INJECTED = ("evil.example.net", "Bcc", "X-Injected", "x=injected")

@@ -181,10 +181,79 @@ def test_images_have_alt_and_load(open_page: OpenPage, sample_build: Build) -> N
     assert [i["src"] for i in images if i["width"] == 0] == []
 
 
+# --- 3b. touch targets and pictures in their columns (issue 12, WCAG 2.2) -----------------
+
+# A standalone link is one that is the whole text of its block (a headline, a footer link):
+# WCAG 2.2 (2.5.8) exempts links inside a sentence, not these. Each box at least 24 px tall.
+_LINK_BOXES_JS = """() => [...document.querySelectorAll('a')]
+  .filter(a => a.getClientRects().length)
+  .filter(a => {
+    const block = a.closest('p, h1, h2, h3, li, td');
+    return block && block.textContent.replace(/\\s+/g, ' ').trim()
+      === a.textContent.replace(/\\s+/g, ' ').trim();
+  })
+  .map(a => ({text: a.textContent.trim().slice(0, 40) || a.querySelector('img')?.alt,
+              height: a.getBoundingClientRect().height}))"""
+
+# Each picture's rendered box against the column (MJML's mj-column-per-N div) holding it.
+_IMAGE_BOXES_JS = """() => [...document.querySelectorAll('img')].map(i => {
+  const column = i.closest('[class*="mj-column-per-"]').getBoundingClientRect();
+  const box = i.getBoundingClientRect();
+  return {src: i.src, left: box.left, right: box.right, width: box.width, height: box.height,
+          ratio: i.naturalHeight / i.naturalWidth,
+          columnLeft: column.left, columnRight: column.right};
+})"""
+
+
+@pytest.mark.parametrize(
+    ("width", "scheme"), [(320, "light"), (375, "light"), (600, "light"), (375, "dark")]
+)
+def test_standalone_links_are_24px_touch_targets(
+    open_page: OpenPage, sample_build: Build, width: int, scheme: Scheme
+) -> None:
+    page = open_page(sample_build.html, width, scheme)
+    links = page.evaluate(_LINK_BOXES_JS)
+    # Every headline, both pictures, the header, "view in browser" and the footer links.
+    assert len(links) >= 18, links
+    assert [link for link in links if link["height"] < 24] == []
+    found = page.evaluate(_OVERFLOW_JS)
+    assert found["scroll"] <= found["width"], found
+
+
+def test_the_touch_target_test_can_fail(open_page: OpenPage, sample_build: Build) -> None:
+    # The old theme's footer: plain inline links in 13 px text, 15 px tall.
+    html = sample_build.html.replace(
+        "</body>",
+        '<p style="font-size:13px;line-height:1.6"><a href="https://example.org/x">x</a></p></body>',
+    )
+    links = open_page(html, 375).evaluate(_LINK_BOXES_JS)
+    assert [link["text"] for link in links if link["height"] < 24] == ["x"]
+
+
+@pytest.mark.parametrize("width", [320, 375, 600])
+def test_pictures_stay_in_their_column_and_keep_their_shape(
+    open_page: OpenPage, sample_build: Build, width: int
+) -> None:
+    images = open_page(sample_build.html, width).evaluate(_IMAGE_BOXES_JS)
+    assert len(images) == 2
+    for image in images:
+        assert image["left"] >= image["columnLeft"] - 0.5, image
+        assert image["right"] <= image["columnRight"] + 0.5, image
+        # Not squashed: the numeric height attribute must not fix the height on a phone.
+        assert image["height"] == pytest.approx(image["width"] * image["ratio"], abs=1.5), image
+    lead, video = images
+    if width < 480:
+        # Stacked on a phone, the video picture fills the width like the lead one.
+        assert video["width"] == pytest.approx(lead["width"], abs=1), images
+
+
 # --- 4. screenshots for a human to look at --------------------------------------------------
 
 
-@pytest.mark.parametrize(("width", "scheme"), [(600, "light"), (375, "light"), (375, "dark")])
+@pytest.mark.parametrize(
+    ("width", "scheme"),
+    [(600, "light"), (375, "light"), (320, "light"), (600, "dark"), (375, "dark")],
+)
 def test_screenshots(open_page: OpenPage, sample_build: Build, width: int, scheme: Scheme) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"email-{width}{'-dark' if scheme == 'dark' else ''}.png"
@@ -197,7 +266,8 @@ def test_screenshots(open_page: OpenPage, sample_build: Build, width: int, schem
 
 # Every element under a summary that has its own text, with its colour and the colour of the
 # nearest ancestor that paints a background (the canvas is white when none does).
-_COLOURS_JS = """() => [...document.querySelectorAll('.nl-summary, .nl-summary *')]
+_COLOURS_JS = """() => [...document.querySelectorAll('body *')]
+  .filter(e => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
   .filter(e => [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()))
   .map(e => {
     let bg = 'rgb(255, 255, 255)';
@@ -241,12 +311,26 @@ def test_contrast_helper() -> None:
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_summary_text_contrast(open_page: OpenPage, sample_build: Build, scheme: Scheme) -> None:
+def test_text_contrast(open_page: OpenPage, sample_build: Build, scheme: Scheme) -> None:
+    """Every visible piece of text (headlines, dates, summaries, header, footer links), in
+    light and dark mode, as Chromium computes its colours."""
     found = open_page(sample_build.html, 600, scheme).evaluate(_COLOURS_JS)
-    assert len(found) >= 9, "every story with a summary should be checked"
+    assert len(found) >= 40, "every story, the header and the footer should be checked"
     poor = [
         (f["text"], f["color"], f["bg"], round(contrast(f["color"], f["bg"]), 2))
         for f in found
         if contrast(f["color"], f["bg"]) < 4.5
     ]
     assert poor == []
+
+
+def test_rules_between_sections_darken_in_dark_mode(
+    open_page: OpenPage, sample_build: Build
+) -> None:
+    script = """() => [...document.querySelectorAll('.nl-section-title h2')]
+      .map(h => getComputedStyle(h).borderTopColor)"""
+    light = open_page(sample_build.html, 600, "light").evaluate(script)
+    dark = open_page(sample_build.html, 600, "dark").evaluate(script)
+    assert len(light) == 3
+    assert set(light) == {"rgb(213, 221, 230)"}  # [theme] rule, #d5dde6
+    assert set(dark) == {"rgb(44, 58, 72)"}  # [theme] dark_rule, #2c3a48

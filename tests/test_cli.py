@@ -50,7 +50,7 @@ def test_build_with_out_and_config_from_elsewhere(project: Path, tmp_path: Path)
 
 def test_gmail_clipping_warning(project: Path) -> None:
     issue = project / "issues" / "2023-W25.toml"
-    long_summary = "A long summary that keeps going. " * 800
+    long_summary = "A long summary that keeps going. " * 1600
     issue.write_text(
         issue.read_text().replace(
             'summary = "NATO and the Republic', f'summary = "{long_summary}NATO and the Republic'

@@ -26,6 +26,7 @@ from newsletter.models import item_id
 from newsletter.normalise import canonical_url
 from newsletter.settings import Settings, SourceSettings
 from newsletter.store import Store
+from tests.cli_process import run_newsletter
 from tests.local_http import serve
 
 SOURCE = SourceSettings(name="desk", type="text", location="x.txt")
@@ -370,7 +371,7 @@ selectors = {selectors}
     built = cli("build", "issues/2023-W25.toml", NEWSLETTER_BUILD__ALLOW_LINKLESS_ITEMS="true")
     assert built.returncode == 0, built.stderr
     text = (project / "out" / "2023-W25" / "email.txt").read_text()
-    assert "Secretary General praises Montenegro's contributions to NATO" in text
+    assert "Secretary General praises Montenegro\u2019s contributions to NATO" in text
 
 
 def test_two_urls_under_one_headline_stay_two_stories(settings: Settings) -> None:
@@ -741,3 +742,55 @@ def test_source_for_refuses_an_unknown_selector_key() -> None:
     assert str(refused.value) == (
         "selector 'titel=h1': unknown key 'titel' (use item, title, link, date, summary, image)"
     )
+
+
+def test_a_story_copied_alone_stays_in_the_week_of_its_date_line(project: Path) -> None:
+    """Issue 12, part 5, from the command line: the study commons story of the university
+    fixture (dated June 5, 2024, 2024-W23; its summary says "from Monday, June 10, 2024",
+    2024-W24) is listed and drafted in week 23, and `items` says its date line dated it."""
+    fixture = Path(__file__).parent / "fixtures" / "text" / "university-press-2024-06-07.txt"
+    text = fixture.read_text(encoding="utf-8").splitlines()
+    story = text[text.index("June 5, 2024") : text.index("June 4, 2024")]
+    (project / "commons.txt").write_text("\n".join(story) + "\n", encoding="utf-8")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_newsletter(project, *args)
+
+    imported = cli("import", "commons.txt", "--type", "text")
+    assert imported.returncode == 0, imported.stderr
+    assert "commons: 1 new" in imported.stdout
+    (item,) = json.loads(cli("items", "--week", "2024-W23", "--json").stdout)
+    assert item["title"] == "University opens 24-hour study commons in renovated library wing"
+    assert (item["published"], item["dated_by"]) == ("2024-06-05", "date line")
+    assert json.loads(cli("items", "--week", "2024-W24", "--json").stdout) == []
+    # Piped: tab-separated, the rule in the last column.
+    (piped,) = cli("items", "--source", "commons").stdout.splitlines()
+    assert piped.split("\t")[1] == "2024-06-05" and piped.split("\t")[-1] == "date line"
+    drafted = cli("draft", "--week", "2024-W23")
+    assert drafted.returncode == 0, drafted.stderr
+    issue = (project / "issues" / "2024-W23.toml").read_text(encoding="utf-8")
+    assert "University opens 24-hour study commons" in issue
+
+
+def test_items_lists_the_rule_under_the_date_on_a_terminal(
+    settings: Settings, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from newsletter.cli import cli
+
+    add(settings, story("Dated by the feed", 20, "https://n.example.org/f", dated_by="feed date"))
+    add(settings, Candidate(title="No date on the page", url="https://n.example.org/undated"))
+    monkeypatch.chdir(project)
+    for module in ("newsletter.cli.collect", "newsletter.cli.output"):
+        monkeypatch.setattr(f"{module}.is_terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", "80")
+    result = CliRunner().invoke(cli, ["items"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    dated = next(i for i, line in enumerate(lines) if "2023-06-20" in line)
+    # Under the date, in the date's column: no extra column to squeeze the titles.
+    assert lines[dated + 1].index("feed date") == lines[dated].index("2023-06-20")
+    assert "first seen" in next(line for line in lines if "No date on" in line)
+    assert "dated_by" not in lines[0]

@@ -96,6 +96,8 @@ def test_atom() -> None:
     assert updated_only.summary == "Content only."
     assert updated_only.published == dt.date(2022, 12, 6)
     assert updated_only.updated == dt.datetime(2022, 12, 7, 4, 30, tzinfo=UTC)
+    # `newsletter items` says which of the two dated each entry.
+    assert [i.dated_by for i in parsed.items] == ["feed date", "feed updated", ""]
 
     assert video.kind == "video"
     assert video.published is None and video.updated is None
@@ -121,6 +123,7 @@ def test_json_feed() -> None:
 
     assert gamma.summary == "Plain enough"
     assert gamma.published == dt.date(2022, 12, 5)  # date_modified stands in
+    assert [i.dated_by for i in parsed.items] == ["feed date", "", "feed updated"]
 
 
 def test_json_feed_base_url_wins_over_feed_url() -> None:

@@ -59,6 +59,7 @@ def test_nato_newsroom_exact_stories() -> None:
     ]
     for item in (teaser1, teaser2, *headlines):
         assert item.published is None and item.summary == ""
+    assert [i.dated_by for i in parsed.items] == ["date selector"] + [""] * 6
     assert all(h.image_url is None and h.image_alt == "" for h in headlines)
 
 

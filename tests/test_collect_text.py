@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from newsletter.collect.base import Candidate, Parsed
+from newsletter.collect.base import DATE_LINE, PAGE_DATE, TEXT_DATE, Candidate, Parsed
 from newsletter.collect.text import parse_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "text"
@@ -43,23 +43,25 @@ def row(
 
 
 FR = "Further reading"
+# No story on the page has a date line of its own, so the page's "23 June 2023" dates them
+# all, not the event dates in their summaries ("on Thursday (22 June 2023)").
 SEED_ROWS = [
     row(
         "Secretary General praises Montenegro's contributions to NATO, key role in Western Balkans",
-        june(22),
+        june(23),
     ),
-    row("NATO Secretary General: our armed forces must be both green and strong", june(21)),
-    row("Secretary General praises Germany\u2019s contributions to NATO", june(19)),
-    row("NATO Secretary General visits exercise Air Defender in Germany", june(20)),
+    row("NATO Secretary General: our armed forces must be both green and strong", june(23)),
+    row("Secretary General praises Germany\u2019s contributions to NATO", june(23)),
+    row("NATO Secretary General visits exercise Air Defender in Germany", june(23)),
     row(
         "NATO\u2019s innovation accelerator becomes operational and launches first challenges",
-        june(19),
+        june(23),
     ),
     row("NATO and the Republic of Korea strengthen cooperation on air safety", june(23)),
     row("Statement by NATO Spokesperson on Kosovo", june(23)),
     row(
         "NATO Deputy Secretary General addresses European Air and Missile Defence Conference",
-        june(19),
+        june(23),
     ),
     row("Training Ukraine's volunteer army", june(23), "video"),
     # The closing list: plain lines before and after the NATO Review card are further reading.
@@ -80,6 +82,7 @@ SEED_ROWS = [
 def test_seed_gives_exactly_the_distinct_stories_with_dates_kinds_sections_authors() -> None:
     parsed = parse_text(SEED.read_text(encoding="utf-8"), source="seed")
     assert rows(parsed) == SEED_ROWS
+    assert {item.dated_by for item in parsed.items} == {PAGE_DATE}
     assert parsed.problems == []
 
 
@@ -112,10 +115,11 @@ def test_seed_copied_on_windows_with_odd_spaces_parses_the_same() -> None:
     assert rows(parse_text(odd)) == SEED_ROWS
 
 
-def test_page_date_argument_wins_over_the_date_line_for_undated_stories() -> None:
+def test_page_date_argument_wins_over_the_page_date_line_and_the_dates_in_summaries() -> None:
     parsed = parse_text(SEED.read_text(encoding="utf-8"), page_date=june(24))
     assert by_title(parsed, "Statement by NATO Spokesperson").published == june(24)
-    assert by_title(parsed, "NATO Secretary General: our armed").published == june(21)
+    armed = by_title(parsed, "NATO Secretary General: our armed")  # "on Wednesday (21 June ..."
+    assert (armed.published, armed.dated_by) == (june(24), PAGE_DATE)
 
 
 # --- A university press page: date line above each headline, US dates, no doubled headlines -----
@@ -134,7 +138,55 @@ def test_university_page_dates_above_headlines_and_footer_ignored() -> None:
             dt.date(2024, 5, 31),
         ),
     ]
+    assert {item.dated_by for item in parsed.items} == {DATE_LINE}
     assert parsed.problems == []
+
+
+def university_story(first: str, stop: str) -> str:
+    """The fixture's lines from ``first`` up to ``stop``: a part of the page, as copied."""
+    lines = read("university-press-2024-06-07.txt").splitlines()
+    return "\n".join(lines[lines.index(first) : lines.index(stop)]) + "\n"
+
+
+def test_story_copied_alone_is_dated_by_its_date_line_not_the_date_in_its_summary() -> None:
+    # The study commons story (June 5, 2024: 2024-W23) says the commons opens "from Monday,
+    # June 10, 2024" (2024-W24). Copied on its own, with no other story to show that date
+    # lines sit above headlines on this page, it took June 10 and left week 23's draft.
+    text = university_story("June 5, 2024", "June 4, 2024")
+    assert "from Monday, June 10, 2024" in text
+    (commons,) = parse_text(text).items
+    assert commons.title.startswith("University opens 24-hour study commons")
+    assert (commons.published, commons.dated_by) == (june(5, 2024), DATE_LINE)
+    assert commons.published.isocalendar()[:2] == (2024, 23)
+    # With the page's header above it, the same.
+    header = university_story("Skip to main content", "June 7, 2024")
+    (again,) = parse_text(header + text).items
+    assert (again.published, again.dated_by) == (june(5, 2024), DATE_LINE)
+
+
+def test_date_line_beats_page_date_and_summary_date() -> None:
+    text = university_story("June 4, 2024", "Videos")  # the board met "on June 3, 2024"
+    (board,) = parse_text(text, page_date=june(7, 2024)).items
+    assert (board.published, board.dated_by) == (june(4, 2024), DATE_LINE)
+    two = university_story("June 5, 2024", "Videos")
+    parsed = parse_text(two, page_date=june(7, 2024))
+    assert [(i.published, i.dated_by) for i in parsed.items] == [
+        (june(5, 2024), DATE_LINE),
+        (june(4, 2024), DATE_LINE),
+    ]
+
+
+def test_story_copied_alone_under_a_page_date_set_apart_takes_the_page_date() -> None:
+    # The seed's first story with the page's date line above it, a blank line between: that
+    # date is the page's, and it beats "on Thursday (22 June 2023)" in the summary.
+    lines = SEED.read_text(encoding="utf-8").splitlines()
+    alone = "\n".join(lines[lines.index("23 June 2023") : lines.index("Read more") + 1])
+    (montenegro,) = parse_text(alone).items
+    assert montenegro.title.startswith("Secretary General praises Montenegro")
+    assert (montenegro.published, montenegro.dated_by) == (june(23), PAGE_DATE)
+    # Without the page's date, the summary's date is all there is.
+    (undated_page,) = parse_text(alone.replace("23 June 2023", "")).items
+    assert (undated_page.published, undated_page.dated_by) == (june(22), TEXT_DATE)
 
 
 def test_university_page_summaries_and_urls() -> None:
@@ -177,6 +229,8 @@ def test_charity_page_meta_lines_listen_markers_and_blog_block() -> None:
         row("A day at the Harbourlight food hub", day, "feature", blog, "Priya Natarajan"),
     ]
     assert parsed.problems == []
+    dated = [item.dated_by for item in parsed.items]
+    assert dated == [PAGE_DATE, DATE_LINE, DATE_LINE, DATE_LINE] + [PAGE_DATE] * 4
     report = by_title(parsed, "Our annual impact report")
     assert report.url == "https://www.example.org/impact/2023"
     assert report.summary.startswith("Last year we reached 41,000 people")
@@ -185,7 +239,8 @@ def test_charity_page_meta_lines_listen_markers_and_blog_block() -> None:
 
 def test_charity_page_without_page_date_reports_undated_items() -> None:
     parsed = parse_text(read("charity-news-2024-03-14.txt"), source="harbourlight")
-    assert by_title(parsed, "Volunteer drivers").published is None
+    drivers = by_title(parsed, "Volunteer drivers")
+    assert (drivers.published, drivers.dated_by) == (None, "")
     assert parsed.problems == ["harbourlight: no page date found: 5 item(s) left undated"]
 
 
@@ -202,19 +257,41 @@ def test_empty_and_garbage_text_give_no_items_and_a_problem() -> None:
         assert parsed.error == "junk: no recognisable stories in the text"
 
 
-def test_impossible_date_is_reported_and_the_story_takes_the_page_date() -> None:
+def test_impossible_date_is_reported_when_it_is_the_only_date_of_the_story() -> None:
     text = (
         "Harbour festival moves to March\n\n"
         "The festival planned for 31 February 2024 will now take place on the first weekend of"
         " March, the organisers said.\n\nRead more\n"
     )
+    parsed = parse_text(text)
+    assert rows(parsed) == [("Harbour festival moves to March", None, "news", "", "")]
+    assert parsed.problems[0] == (
+        "line 3: '31 February 2024' is not a valid date;"
+        " 'Harbour festival moves to March' is left undated"
+    )
+    # With a page date the summary's date is not read, so there is nothing to report.
     parsed = parse_text(text, page_date=dt.date(2024, 2, 20))
     assert rows(parsed) == [
         ("Harbour festival moves to March", dt.date(2024, 2, 20), "news", "", "")
     ]
-    assert len(parsed.problems) == 1
-    assert "'31 February 2024' is not a valid date" in parsed.problems[0]
-    assert "line 3" in parsed.problems[0]
+    assert parsed.problems == []
+
+
+def test_impossible_date_line_is_reported_and_the_story_takes_the_page_date() -> None:
+    text = (
+        "Harbour festival moves to March\n30 February 2024\n"
+        "The festival will now take place on Saturday, 2 March 2024, the organisers said.\n"
+        "Read more\n"
+    )
+    parsed = parse_text(text, page_date=dt.date(2024, 2, 20), source="desk")
+    assert [(i.published, i.dated_by) for i in parsed.items] == [(dt.date(2024, 2, 20), PAGE_DATE)]
+    assert parsed.problems == [
+        "desk: line 2: '30 February 2024' is not a valid date;"
+        " 'Harbour festival moves to March' takes the page date"
+    ]
+    parsed = parse_text(text, source="desk")
+    assert [(i.published, i.dated_by) for i in parsed.items] == [(dt.date(2024, 3, 2), TEXT_DATE)]
+    assert parsed.problems[0].endswith("takes the date in its text")
 
 
 def test_other_languages_iso_and_dotted_dates_and_marker_links() -> None:
@@ -230,12 +307,14 @@ def test_other_languages_iso_and_dotted_dates_and_marker_links() -> None:
         "Escucha el primer episodio sobre la historia del puerto de la ciudad.\n"
         "Escuchar\n"
     )
-    parsed = parse_text(text, page_date=dt.date(2024, 2, 1))
+    # No page date: the dates in the summaries are all there is.
+    parsed = parse_text(text)
     assert rows(parsed) == [
         ("Le conseil adopte le budget 2024", dt.date(2024, 1, 30), "news", "", ""),
         ("Stadtrat beschlie\u00dft neuen Radweg", dt.date(2024, 1, 29), "news", "", ""),
-        ("El ayuntamiento presenta su podcast", dt.date(2024, 2, 1), "audio", "", ""),
+        ("El ayuntamiento presenta su podcast", None, "audio", "", ""),
     ]
+    assert [item.dated_by for item in parsed.items] == [TEXT_DATE, TEXT_DATE, ""]
     assert parsed.items[1].url == "https://city.example.org/radweg"
 
 
@@ -264,6 +343,7 @@ def test_byline_under_a_story_headline_is_its_author() -> None:
     )
     parsed = parse_text(text)
     assert rows(parsed) == [row("Why we moved our office", dt.date(2024, 4, 3), by="Jane Doe")]
+    assert parsed.items[0].dated_by == TEXT_DATE  # no date line, no page date
 
 
 def test_text_without_markers_is_read_as_a_list_of_headlines() -> None:

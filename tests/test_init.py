@@ -18,6 +18,7 @@ from newsletter import ConfigError, InputError, load_settings
 from newsletter.render.theme import builtin_theme
 from newsletter.scaffold import init_project
 from newsletter.settings import SAMPLE_SECRET
+from tests.cli_process import run_newsletter
 from tests.conftest import ROOT
 
 EXPECTED = [
@@ -222,15 +223,7 @@ def test_the_wheel_carries_every_example_file(new: Path) -> None:
 
 
 def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_newsletter(project, *args)
 
 
 def test_new_project_builds_checks_and_sends(new: Path) -> None:

@@ -91,7 +91,7 @@ def test_who_is_pending_before_any_row_is_written(store: Store) -> None:
     # Read in batches smaller than the list, in id order.
     pending = list(ledger.pending_recipients(store, WEEK, batch=3))
     assert [p.subscriber_id for p in pending] == [ids[0], *ids[2:]]
-    assert pending[0] == Pending(ids[0], "user0@example.org", "", pending[0].token)
+    assert pending[0] == Pending(ids[0], "user0@example.org", "", pending[0].token, "")
     # Someone who leaves during the run is no longer pending.
     subscribers.unsubscribe_address(store, "user4@example.org")
     assert ledger.remaining(store, WEEK) == 3

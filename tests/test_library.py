@@ -116,3 +116,53 @@ def test_only_the_library_touches_its_tables() -> None:
     sql = r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+(?:items|source_state|issue_items)\b"
     # store.py creates the tables (migrations); everything else goes through the library.
     assert modules_with(sql) <= {"library.py", "store.py"}
+
+
+# -- which rule dated each item (issue 12, part 5) -----------------------------------------
+
+
+def test_the_dating_rule_is_stored_and_travels_with_the_date_it_explains(store: Store) -> None:
+    url = "https://n.example.org/a"
+    feed = NewItem("Allies meet", "feed", url, dt.date(2023, 6, 22), dated_by="feed date")
+    assert add(store, feed) == ["new"]
+    # Copied text of the same story, dated by its page: the feed's date and label stay.
+    copied = NewItem("Allies meet", "desk", published=dt.date(2023, 6, 23), dated_by="page date")
+    assert add(store, copied) == ["unchanged"]
+    (row,) = library.list_items(store)
+    assert (row["published"], row["dated_by"]) == ("2023-06-22", "feed date")
+    # The feed itself re-dates the entry: its new date comes with its new rule.
+    redated = NewItem("Allies meet", "feed", url, dt.date(2023, 6, 21), dated_by="feed updated")
+    assert add(store, redated) == ["updated"]
+    (row,) = library.list_items(store)
+    assert (row["published"], row["dated_by"]) == ("2023-06-21", "feed updated")
+    # An undated item records no rule, whatever the source said.
+    add(store, NewItem("Undated", "desk", dated_by="page date"))
+    assert [r["dated_by"] for r in library.list_items(store) if r["title"] == "Undated"] == [""]
+
+
+def test_an_item_from_before_the_rule_was_kept_gets_it_when_seen_again(settings: Settings) -> None:
+    import sqlite3
+
+    from newsletter.store import _MIGRATIONS
+
+    # A store at schema 5, holding an item collected then.
+    db = sqlite3.connect(settings.store_path, isolation_level=None)
+    for script in _MIGRATIONS[:5]:
+        db.executescript(script)
+    db.execute("PRAGMA user_version = 5")
+    db.execute(
+        "INSERT INTO items (id, url, original_url, title, norm_title, source, published, "
+        "first_seen, last_seen) VALUES ('old1', NULL, NULL, 'Allies meet', 'allies meet', "
+        "'desk', '2023-06-22', ?, ?)",
+        (NOW, NOW),
+    )
+    db.close()
+    with Store(settings.store_path) as store:
+        (row,) = library.list_items(store)
+        assert row["dated_by"] == ""  # the migration cannot know it
+        same = NewItem("Allies meet", "desk", published=dt.date(2023, 6, 22), dated_by="date line")
+        other = NewItem("Allies meet", "desk", published=dt.date(2023, 6, 23), dated_by="page date")
+        assert add(store, other) == ["unchanged"]  # another date: not its rule to give
+        assert library.list_items(store)[0]["dated_by"] == ""
+        assert add(store, same) == ["updated"]
+        assert library.list_items(store)[0]["dated_by"] == "date line"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from newsletter import Build, InputError, Settings, issue_from_text, open_issue, render_issue
-from newsletter.render.markup import markdown_html, markdown_text, wrap
+from newsletter.render.markup import markdown_html, markdown_text, smart_quotes, wrap
 from newsletter.render.theme import Renderer
 from tests.conftest import PINNED_MSGID, PINNED_NOW, SAMPLE_ISSUE
 
@@ -27,8 +27,10 @@ def long_lines(text: str) -> list[str]:
 
 def test_every_story_appears_in_both_parts(sample_build: Build) -> None:
     for item in sample_build.issue.items():
-        assert htmllib.escape(item.title, quote=False) in sample_build.html, item.title
-        assert item.title in sample_build.text.replace("\n", " "), item.title
+        # With typographic quotes: an apostrophe is shown as U+2019.
+        title = smart_quotes(item.title)
+        assert htmllib.escape(title, quote=False) in sample_build.html, item.title
+        assert title in sample_build.text.replace("\n", " "), item.title
         assert f'href="{item.url}"' in sample_build.html
         assert f"\n{item.url}\n" in sample_build.text
 
@@ -45,7 +47,7 @@ def test_text_part_lines_fit_78_columns_and_urls_are_whole(sample_build: Build) 
 def test_text_part_has_intro_sections_and_links(sample_build: Build) -> None:
     text = sample_build.text
     assert text.startswith("NATO NEWSROOM WEEKLY\nIssue 1 - 23 June 2023\n")
-    assert "Welcome to this week's round-up" in text
+    assert "Welcome to this week\u2019s round-up" in text
     assert "met the leaders of Montenegro and Germany" in text  # Markdown **bold** reduced to text
     for heading in ("TOP STORY", "NEWS", "VIDEO", "FURTHER READING"):
         assert f"\n{heading}\n" in text
@@ -76,11 +78,17 @@ def test_html_has_theme_essentials(sample_build: Build) -> None:
     assert "Example Organisation, Boulevard Léopold III" in html
     assert 'href="https://newsletter.example.org/unsubscribe"' in html
     assert 'href="https://newsletter.example.org/2023-W25/"' in html
-    # The one piece of hidden text is the preheader.
-    hidden = re.findall(r'<div style="display:none[^>]*>([^<]*)</div>', html)
-    assert hidden == [
-        htmllib.escape(sample_build.issue.preheader, quote=True).replace("&#x27;", "'")
-    ]
+    # The one piece of hidden text is the preheader, hidden without a colour or a 1 px
+    # font (filters score those as hidden text), padded with invisible characters.
+    hidden = re.findall(r'<div class="nl-preheader" style="([^"]*)">([^<]*)</div>', html)
+    assert len(hidden) == 1
+    style, text = hidden[0]
+    assert "display:none" in style and "mso-hide:all" in style
+    assert "color" not in style and "font-size" not in style
+    preheader = smart_quotes(sample_build.issue.preheader)
+    assert text.startswith(preheader)
+    assert set(text[len(preheader) :]) == {"\u034f", "\u200c", "\u00a0"}
+    assert "font-size:1px" not in html.replace(" ", "")
 
 
 def test_css_is_inlined(sample_build: Build) -> None:
@@ -109,7 +117,7 @@ def test_markup_in_titles_is_text_in_both_parts(settings: Settings) -> None:
     assert not re.search(r"<script\b", build.html, re.I)
     assert not re.search(r"<b\b", build.html)
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; " in build.html
-    assert evil in build.text
+    assert smart_quotes(evil) in build.text
     assert "KFOR <b onclick=x()>is</b> taking" in build.text.replace("\n", " ")
     assert "&lt;b onclick=x()&gt;is&lt;/b&gt;" in build.html
 

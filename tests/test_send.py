@@ -138,13 +138,49 @@ def test_each_message_is_personal_and_compliant(relay: Any, project: Path) -> No
         assert url, message["List-Unsubscribe"]
         assert verify_token(SECRET, url[2]) == tokens[address]
         text, html = body(message, "plain"), body(message, "html")
-        greeting = f"Hello {name}," if name else "Hello,"
+        # The shipped greeting is "Hello {first_name},": none of them gave a first name.
+        greeting = "Hello,"
         assert f"\n{greeting}\n" in text
-        assert f">{greeting}</div>" in html
+        assert f">{greeting}</p>" in html
         assert f"Unsubscribe:\n{url[1]}\n" in text
         assert f'href="{url[1]}"' in html
         # No placeholder left behind.
         assert "PLACEHOLDERX" not in text + html
+
+
+def test_the_greeting_uses_the_first_name_only_where_it_is_known(
+    relay: Any, project: Path, tmp_path: Path
+) -> None:
+    settings, server = relay()
+    csv = tmp_path / "people.csv"
+    csv.write_text(
+        "Email Address,First Name,Last Name\n"  # Mailchimp's export
+        "ada@example.org,Ada,Lovelace\n"
+        "kim@example.org,,Kim Jong\n"
+        "grace@example.org,Grace,Hopper\n",
+        encoding="utf-8",
+    )
+    with Store(settings.store_path) as store:
+        subscribers.import_csv(store, csv)
+        # "Family, Given" says which part is which; "Zofia Nowak" does not.
+        subscribers.add(store, "alan@example.org", "Turing, Alan")
+        subscribers.add(store, "zofia@example.org", "Zofia Nowak")
+    send_issue(open_issue(project / ISSUE, settings), settings)
+    greetings = {
+        m.rcpt_tos[0]: body(parse(m.content), "plain").split("\n\n")[2]
+        for m in server.handler.messages
+    }
+    assert greetings == {
+        "ada@example.org": "Hello Ada,",
+        "grace@example.org": "Hello Grace,",
+        "alan@example.org": "Hello Alan,",
+        "kim@example.org": "Hello,",
+        "zofia@example.org": "Hello,",
+    }
+    # `{name}` still works for those who prefer the full name.
+    newsletter = settings.newsletter.model_copy(update={"greeting": "Dear {name},"})
+    assert newsletter.greet("Grace Hopper", "Grace") == "Dear Grace Hopper,"
+    assert newsletter.greet("", "Grace") == "Hello,"
 
 
 def test_temporary_failures_are_retried_and_everyone_gets_it_once(

@@ -313,3 +313,21 @@ def test_token_ids_look_like_token_urlsafe() -> None:
     alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     assert all(len(t) == len(model) == 16 and set(t) <= alphabet for t in drawn)
     assert len(set(drawn)) == len(drawn)
+
+
+def test_first_names_survive_export_and_import(project: Path, tmp_path: Path) -> None:
+    from newsletter.cli import cli
+
+    config = ["--config", str(project / "config.toml")]
+    with Store(project / "newsletter.db") as store:
+        subscribers.add(store, "ada@example.org", "Ada Lovelace", first_name="Ada")
+        subscribers.add(store, "alan@example.org", "Turing, Alan")
+        subscribers.add(store, "kim@example.org", "Kim Jong")
+    exported = CliRunner().invoke(cli, ["subscribers", "export", *config])
+    assert exported.exit_code == 0, exported.output
+    (tmp_path / "backup.csv").write_text(exported.stdout, encoding="utf-8")
+    with Store(tmp_path / "other.db") as other:
+        report = subscribers.import_csv(other, tmp_path / "backup.csv")
+        assert report.imported == 3
+        names = {s.email: s.first_name for s in subscribers.iter_subscribers(other)}
+    assert names == {"ada@example.org": "Ada", "alan@example.org": "Alan", "kim@example.org": ""}

@@ -14,7 +14,7 @@ import re
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
-__all__ = ["NAME_MAX", "clean_name", "name_problem", "normalise_email"]
+__all__ = ["NAME_MAX", "clean_name", "first_name_of", "name_problem", "normalise_email"]
 
 #: The longest display name accepted (it goes into the To header of every message).
 NAME_MAX = 200
@@ -103,6 +103,19 @@ def normalise_email(raw: str) -> str:
 def clean_name(name: str) -> str:
     # A name goes into the To header: a line break there would inject headers.
     return " ".join(name.split())
+
+
+def first_name_of(name: str) -> str:
+    """The first name a full name states, or "".
+
+    Only "Family, Given" says which part is which. "Ada Lovelace" does not: names are not
+    always given-then-family (Kim Jong-un, Nguyễn Văn An), so the greeting falls back to
+    ``greeting_no_name`` rather than guess.
+    """
+    family, comma, given = name.partition(",")
+    if comma and family.strip() and given.strip() and "," not in given:
+        return clean_name(given)
+    return ""
 
 
 def name_problem(name: str) -> str:

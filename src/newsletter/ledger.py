@@ -63,6 +63,7 @@ class Pending(NamedTuple):
     email: str
     name: str
     token: str
+    first_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,14 +286,15 @@ def pending_recipients(store: Store, issue: str, batch: int = 100) -> Iterator[P
             if not rows:
                 break
             for row in rows:
-                yield Pending(row["id"], row["email"], row["name"], row["token"])
+                yield Pending(row["id"], row["email"], row["name"], row["token"], row["first_name"])
             last = rows[-1]["id"]
 
 
 #: Active subscribers with no row yet (or one an older version wrote up front, untried),
 #: read along the ``subscribers_status`` index from ``id > ?``: one range, no sort.
 _NEVER_TRIED = (
-    "SELECT s.id, s.email, s.name, s.token FROM subscribers s INDEXED BY subscribers_status "
+    "SELECT s.id, s.email, s.name, s.token, s.first_name FROM subscribers s "
+    "INDEXED BY subscribers_status "
     "WHERE s.status = 'active' AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.issue = ? "
     "AND d.subscriber_id = s.id AND (d.state != 'pending' OR d.attempts > 0)) "
     "AND s.id > ? ORDER BY s.id LIMIT ?"
@@ -301,7 +303,8 @@ _NEVER_TRIED = (
 #: Rows an earlier run deferred (tried, still pending; ``updated`` before this run began),
 #: read along the ``deliveries_pending`` index: only rows that were tried exist there.
 _DEFERRED_BEFORE = (
-    "SELECT s.id, s.email, s.name, s.token FROM deliveries d INDEXED BY deliveries_pending "
+    "SELECT s.id, s.email, s.name, s.token, s.first_name "
+    "FROM deliveries d INDEXED BY deliveries_pending "
     "JOIN subscribers s ON s.id = d.subscriber_id WHERE d.issue = ? AND d.state = 'pending' "
     "AND s.status = 'active' AND d.attempts > 0 AND d.updated < ? AND d.subscriber_id > ? "
     "ORDER BY d.subscriber_id LIMIT ?"

@@ -19,7 +19,7 @@ from .normalise import canonical_url, normalise_title
 from .store import Store, utcnow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from .settings import SourceSettings
 
@@ -55,6 +55,8 @@ class NewItem:
     url: str | None = None
     #: The calendar day it belongs to (collect has applied [draft] timezone).
     published: dt.date | None = None
+    #: Which rule gave ``published`` ("date line", "page date", "feed date"...); "" if none.
+    dated_by: str = ""
     updated: dt.datetime | None = None
     summary: str = ""
     kind: str = "news"
@@ -111,6 +113,7 @@ def add_item(db: sqlite3.Connection, item: NewItem, *, now: str, same_title_days
         "norm_title": norm,
         "summary": item.summary,
         "published": published,
+        "dated_by": item.dated_by if published else "",
         "updated": item.updated.isoformat() if item.updated else None,
         "kind": item.kind,
         "section": item.section,
@@ -137,6 +140,7 @@ def add_item(db: sqlite3.Connection, item: NewItem, *, now: str, same_title_days
         # Another source's copy of a story already here: it only fills in what is missing
         # (a URL for copied text, a date, a summary), so sources never overwrite each other.
         merged = {k: (row[k] if row[k] not in (None, "") else v) for k, v in values.items()}
+    merged["dated_by"] = _dated_by(row, values, merged["published"])
     url = row["url"] or url
     # A story moving down the page is not a change worth reporting.
     changed = url != row["url"] or any(
@@ -149,6 +153,14 @@ def add_item(db: sqlite3.Connection, item: NewItem, *, now: str, same_title_days
         (*merged.values(), url, now, row["id"]),
     )
     return "updated" if changed else "unchanged"
+
+
+def _dated_by(row: sqlite3.Row, values: Mapping[str, object], published: object) -> str:
+    """The rule that dated the kept date: the label travels with the date it explains."""
+    kept, other = (row, values) if published == row["published"] else (values, row)
+    if kept["dated_by"] or other["published"] != published:
+        return str(kept["dated_by"] or "")
+    return str(other["dated_by"] or "")  # the same date: an item from before labels gets one
 
 
 def _same_story(

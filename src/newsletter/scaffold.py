@@ -94,14 +94,15 @@ The built-in templates:
 
 - `issue.mjml.j2`: the HTML email and the browser version (`archive` is true for the
   latter); lays out the parts below
-- `partials/head.mjml.j2`: title, preheader, `color-scheme` meta tags, default fonts
-  and colours, dark-mode CSS
-- `partials/header.mjml.j2`: "view in browser" link, newsletter name and issue date
-- `partials/lead.mjml.j2`: the lead story: full-width image, headline, summary, button
-- `partials/section.mjml.j2`: a section heading and its items; an item with an image
-  gets two columns that stack below 480 px
-- `partials/story.mjml.j2`: one story's headline, meta line, summary and "Read more" /
-  "Watch" link
+- `partials/head.mjml.j2`: title, `color-scheme` meta tags, fonts and colours from
+  `[theme]`, phone and dark-mode CSS
+- `partials/header.mjml.j2`: "view in browser" link, logo, newsletter name and issue date
+- `partials/lead.mjml.j2`: the lead story: full-width picture, headline, summary
+- `partials/section.mjml.j2`: a section and its stories in groups; a story with a
+  picture gets two columns that stack below 480 px
+- `partials/section_title.mjml.j2`: a section's heading, with its rule
+- `partials/story.mjml.j2`: one story as one text block: headline (the link), meta
+  line, summary
 - `partials/meta.mjml.j2`: the line under a headline: date, kind, author
 - `partials/footer.mjml.j2`: why you receive this, view-in-browser and unsubscribe
   links, postal address
@@ -112,7 +113,8 @@ The `.mjml.j2` templates are Jinja producing [MJML](https://mjml.io/), compiled 
 whose CSS is then inlined; everything but the `.txt.j2` templates is autoescaped, and a
 misspelt variable is an error. Variables: `issue` (`newsletter`, `number`, `week`,
 `date`, `subject`, `preheader`, `intro`, `lead`, `sections`), `newsletter` (the
-`[newsletter]` settings), `links` (`home`, `archive`, `unsubscribe`), `archive` and
+`[newsletter]` settings), `theme` (the `[theme]` settings), `links` (`home`,
+`archive`, `unsubscribe`), `archive` and
 `greeting`. Filters: `markdown` (`markdown(inline=True)` for one paragraph),
 `markdown_text`, `wrap` (78 columns, never breaking a URL), `longdate` and
 `title_link`.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 import typing
 import unicodedata
@@ -42,11 +43,13 @@ from pydantic_settings import (
 from .errors import ConfigError, describe_validation_error
 
 __all__ = [
+    "DNS_NAME",
     "SAMPLE_SECRET",
     "SECRETS_FILE",
     "BuildSettings",
     "ChecksSettings",
     "DkimSettings",
+    "DoctorSettings",
     "NewsletterSettings",
     "PathSettings",
     "SecuritySettings",
@@ -91,7 +94,8 @@ class NewsletterSettings(_Section):
         description="BCP 47 language tag for the `lang` attribute, e.g. en, fr, pt-BR.",
     )
     greeting: str = Field(
-        default="Hello {name},", description="Greeting for a subscriber whose name is known."
+        default="Hello {first_name},",
+        description="Greeting: {first_name} or {name} is the subscriber's, when known.",
     )
     greeting_no_name: str = Field(default="Hello,", description="Greeting when the name is not.")
     unsubscribe_mailto: EmailStr | None = Field(
@@ -118,9 +122,22 @@ class NewsletterSettings(_Section):
     @field_validator("greeting")
     @classmethod
     def _greeting(cls, value: str) -> str:
-        if "{name}" not in value:
-            raise ValueError("must contain {name}, where the subscriber's name goes")
+        if "{name}" not in value and "{first_name}" not in value:
+            raise ValueError(
+                "must contain {first_name} or {name}, where the subscriber's name goes"
+            )
         return value
+
+    def greet(self, name: str, first_name: str = "") -> str:
+        """One subscriber's greeting; ``greeting_no_name`` when it needs a name they have
+        not given (a first name is never guessed from a full name: "Hello Ada Lovelace,"
+        reads like a mail merge, and names are not always given-then-family)."""
+        fields = {"{name}": name, "{first_name}": first_name}
+        used = [key for key in fields if key in self.greeting]
+        if not all(fields[key] for key in used):
+            return self.greeting_no_name
+        # One pass: a name that itself reads "{first_name}" is not filled in again.
+        return re.sub(r"\{(?:first_name|name)\}", lambda m: fields[m[0]], self.greeting)
 
     @field_validator("name", "postal_address")
     @classmethod
@@ -194,6 +211,23 @@ class SmtpSettings(_Section):
     bounce_after: int = Field(
         default=2, ge=1, description="5xx replies to RCPT before a subscriber is marked bounced."
     )
+    return_path: str = Field(
+        default="",
+        description="Bounce address: the envelope MAIL FROM and Return-Path; empty = from_address.",
+    )
+
+    @field_validator("return_path")
+    @classmethod
+    def _return_path(cls, value: str) -> str:
+        if not value:
+            return value
+        from .addresses import normalise_email
+
+        # It is the envelope sender of every message: one address, nothing that could
+        # break the MAIL FROM line (normalise_email refuses line breaks too).
+        if any(c.isspace() or unicodedata.category(c) == "Cc" for c in value.strip()):
+            raise ValueError("must be one e-mail address, with no spaces or control characters")
+        return normalise_email(value)
 
 
 class SecuritySettings(_Section):
@@ -244,10 +278,66 @@ class WebSettings(_Section):
         return value
 
 
+#: A DNS name as DKIM's d= and s= take it (RFC 6376 3.5: dot-separated labels of letters,
+#: digits and hyphens): nothing else may reach the DKIM-Signature header.
+DNS_NAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                       r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")  # fmt: skip
+
+
 class DkimSettings(_Section):
     domain: str = Field(default="", description="d= domain; empty turns DKIM signing off.")
     selector: str = Field(default="", description="s= selector.")
     key_file: Path | None = Field(default=None, description="PEM private key.")
+
+    @field_validator("domain", "selector")
+    @classmethod
+    def _dns_name(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip()
+        if value and not DNS_NAME.fullmatch(value):
+            example = "example.org" if info.field_name == "domain" else "s1"
+            raise ValueError(
+                f"{value!r} is not a DNS name: use letters, digits, hyphens and dots, "
+                f"e.g. {example!r}"
+            )
+        return value.lower()
+
+
+class DoctorSettings(_Section):
+    sending_ips: list[str] = Field(
+        default_factory=list,
+        description="Addresses the relay sends from; `doctor` evaluates SPF for each.",
+    )
+    nameservers: list[str] = Field(
+        default_factory=list,
+        description="DNS servers `doctor` asks, as IP or IP:PORT; empty: the system's resolver.",
+    )
+    timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds `doctor` waits for each DNS answer."
+    )
+
+    @field_validator("sending_ips")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        addresses = []
+        for entry in value:
+            try:
+                addresses.append(str(ipaddress.ip_address(entry.strip())))
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address (e.g. 192.0.2.10 or 2001:db8::10)"
+                ) from None
+        return addresses
+
+    @field_validator("nameservers")
+    @classmethod
+    def _nameservers(cls, value: list[str]) -> list[str]:
+        from .resolver import parse_nameserver
+
+        for entry in value:
+            parse_nameserver(entry)
+        return value
 
 
 class SourceSettings(_Section):
@@ -319,6 +409,66 @@ class CollectSettings(_Section):
     )
 
 
+#: A colour as CSS hex, #rgb or #rrggbb: what every mail client understands.
+Colour = typing.Annotated[str, Field(pattern=r"^#(?:[0-9a-fA-F]{3}){1,2}$")]
+
+
+class ThemeSettings(_Section):
+    """The shipped templates' colours, logo, fonts and footer: branding without editing
+    templates. The contrast check tests each pair and names the key at fault."""
+
+    brand: Colour = Field(default="#004990", description="Masthead and section headings.")
+    brand_text: Colour = Field(default="#ffffff", description="Text on the brand colour.")
+    accent: Colour = Field(default="#0b55a3", description="Links.")
+    heading: Colour = Field(default="#0b2a4a", description="Story headlines.")
+    text: Colour = Field(default="#1f2933", description="Body text.")
+    muted: Colour = Field(default="#46535f", description="Dates, footer and small print.")
+    background: Colour = Field(default="#ffffff", description="Behind the stories.")
+    page: Colour = Field(default="#eef2f7", description="Around the stories.")
+    rule: Colour = Field(default="#d5dde6", description="Lines between sections.")
+    dark_brand: Colour = Field(default="#004990", description="brand, in dark mode.")
+    dark_brand_text: Colour = Field(default="#ffffff", description="brand_text, in dark mode.")
+    dark_accent: Colour = Field(default="#8ec5ff", description="accent, in dark mode.")
+    dark_heading: Colour = Field(default="#e6edf3", description="heading, in dark mode.")
+    dark_text: Colour = Field(default="#e6edf3", description="text, in dark mode.")
+    dark_muted: Colour = Field(default="#b6c2cf", description="muted, in dark mode.")
+    dark_background: Colour = Field(default="#17212c", description="background, in dark mode.")
+    dark_page: Colour = Field(default="#0f1720", description="page, in dark mode.")
+    dark_rule: Colour = Field(default="#2c3a48", description="rule, in dark mode.")
+    font: str = Field(
+        default="Helvetica, Arial, sans-serif",
+        max_length=200,
+        pattern=r"^[A-Za-z0-9 ,'\"-]+$",
+        description="CSS font stack: web-safe fonts first; clients have no web fonts.",
+    )
+    logo: str = Field(
+        default="",
+        max_length=500,
+        description="Logo above the name: a path under [paths] static_dir, e.g. images/logo.png.",
+    )
+    logo_alt: str = Field(
+        default="", max_length=200, validate_default=True, description="The logo's alt text."
+    )
+    logo_width: int = Field(default=160, ge=16, le=544, description="Logo width in pixels.")
+    footer: str = Field(
+        default="", max_length=1000, description="Extra footer text (Markdown), above the address."
+    )
+
+    @field_validator("logo")
+    @classmethod
+    def _logo(cls, value: str) -> str:
+        if value and ("://" in value or value.startswith("/") or ".." in value.split("/")):
+            raise ValueError("give a path under [paths] static_dir, e.g. images/logo.png")
+        return value
+
+    @field_validator("logo_alt")
+    @classmethod
+    def _logo_alt(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("logo") and not value.strip():
+            raise ValueError("the logo needs alt text, usually the organisation's name")
+        return value
+
+
 Severity = Literal["error", "warning", "info"]
 
 
@@ -352,10 +502,12 @@ class Settings(BaseSettings):
     subscribe: SubscribeSettings = SubscribeSettings()
     web: WebSettings = WebSettings()
     dkim: DkimSettings = DkimSettings()
+    doctor: DoctorSettings = DoctorSettings()
     checks: ChecksSettings = ChecksSettings()
     sources: list[SourceSettings] = Field(default_factory=list)
     collect: CollectSettings = CollectSettings()
     draft: DraftSettings = DraftSettings()
+    theme: ThemeSettings = ThemeSettings()
 
     #: Folder holding the config file; relative paths are resolved against it.
     root: Path = Field(default=Path("."), exclude=True)
@@ -414,6 +566,11 @@ class Settings(BaseSettings):
     @property
     def store_path(self) -> Path:
         return self.path(self.store.path)
+
+    @property
+    def envelope_sender(self) -> str:
+        """The SMTP MAIL FROM: where bounces go (``[smtp] return_path``, else From)."""
+        return self.smtp.return_path or self.newsletter.from_address
 
 
 def _key(loc: Any) -> str:

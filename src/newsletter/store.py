@@ -133,6 +133,17 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX subscribers_line_break ON subscribers(id) WHERE instr(name, char(10)) OR
         instr(name, char(13)) OR instr(email, char(10)) OR instr(email, char(13));
     """,
+    # 6: which rule dated each item ("date line", "page date", "feed date"...), so that
+    # `items` can show why an item sits in its week. Items collected before stay '': the
+    # rule that dated them was not kept.
+    """
+    ALTER TABLE items ADD COLUMN dated_by TEXT NOT NULL DEFAULT '';
+    """,
+    # 7: a subscriber's first name, for "Hello {first_name},": imported from its own column
+    # (Mailchimp's FNAME, "First name"), never guessed from a full name's first word.
+    """
+    ALTER TABLE subscribers ADD COLUMN first_name TEXT NOT NULL DEFAULT '';
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

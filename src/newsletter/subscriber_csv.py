@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from .addresses import clean_name, name_problem, normalise_email
+from .addresses import clean_name, first_name_of, name_problem, normalise_email
 from .errors import InputError
 
 __all__ = ["Row", "read_rows"]
@@ -23,7 +23,7 @@ __all__ = ["Row", "read_rows"]
 # Column names other tools export (Mailchimp, listmonk, Buttondown, spreadsheets).
 _EMAIL_COLUMNS = ("email", "email address", "e-mail", "e-mail address", "mail")
 _NAME_COLUMNS = ("name", "full name", "fullname", "display name")
-_FIRST_COLUMNS = ("first name", "firstname", "given name")
+_FIRST_COLUMNS = ("first name", "firstname", "first_name", "given name", "fname")
 _LAST_COLUMNS = ("last name", "lastname", "surname", "family name")
 
 
@@ -37,6 +37,8 @@ class Row(NamedTuple):
     name: str
     #: Why the row cannot be imported, or "" for a valid row.
     problem: str = ""
+    #: For "Hello {first_name},": its own column, or a "Family, Given" name's given part.
+    first_name: str = ""
 
 
 def _column(header: list[str], names: tuple[str, ...]) -> str | None:
@@ -147,18 +149,23 @@ def _rows(path: Path, records: Iterator[tuple[int, list[str]]]) -> Iterator[Row]
     index = {column: number for number, column in reversed(list(enumerate(header)))}
     email_at = index[email_col]
     name_of = _name_reader(header, index)
+    first = _column(header, _FIRST_COLUMNS)
+    first_at = index[first] if first is not None else None
 
     for line, fields in records:
         if not "".join(fields).strip():
             continue  # a blank line
         name = clean_name(name_of(fields))
+        first_name = clean_name(_cell(fields, first_at)) if first_at is not None else ""
+        first_name = first_name or first_name_of(name)
         try:
             address = normalise_email(fields[email_at] if email_at < len(fields) else "")
         except ValueError as exc:
             yield Row(line, "", name, str(exc))
             continue
-        problem = name_problem(name)
-        yield Row(line, address, name, f"{address}: {problem}" if problem else "")
+        problem = name_problem(name) or name_problem(first_name)
+        problem = f"{address}: {problem}" if problem else ""
+        yield Row(line, address, name, problem, first_name)
 
 
 def _name_reader(header: list[str], index: dict[str, int]) -> Callable[[list[str]], str]:

@@ -19,6 +19,7 @@ from typing import Any
 from .addresses import (
     NAME_MAX,
     clean_name as _clean_name,
+    first_name_of,
     name_problem as _name_problem,
     normalise_email,
 )
@@ -61,6 +62,8 @@ class Subscriber:
     created: str
     source: str
     token: str
+    #: For "Hello {first_name},"; "" when not known (never guessed from ``name``).
+    first_name: str = ""
     #: When and from which client address they confirmed (double opt-in): the consent record.
     consent_at: str = ""
     consent_ip: str = ""
@@ -90,11 +93,15 @@ def _token_ids() -> Iterator[str]:
             yield text[at : at + 16]
 
 
-def _insert(db: sqlite3.Connection, address: str, name: str, source: str, now: str) -> None:
+def _insert(
+    db: sqlite3.Connection, address: str, name: str, source: str, now: str, first_name: str = ""
+) -> None:
+    name = _clean_name(name)
+    first_name = _clean_name(first_name) or first_name_of(name)
     db.execute(
-        "INSERT INTO subscribers (email, name, status, created, updated, source, token) "
-        "VALUES (?, ?, 'active', ?, ?, ?, ?)",
-        (address, _clean_name(name), now, now, source, _new_token_id()),
+        "INSERT INTO subscribers (email, name, first_name, status, created, updated, source, "
+        "token) VALUES (?, ?, ?, 'active', ?, ?, ?, ?)",
+        (address, name, first_name, now, now, source, _new_token_id()),
     )
 
 
@@ -103,20 +110,22 @@ def get(store: Store, email: str) -> Subscriber | None:
     return Subscriber.from_row(row) if row else None
 
 
-def add(store: Store, email: str, name: str = "", source: str = "cli") -> Subscriber:
+def add(
+    store: Store, email: str, name: str = "", source: str = "cli", first_name: str = ""
+) -> Subscriber:
     """Add one subscriber; refuse an address that is already known, whatever its status."""
     try:
         address = normalise_email(email)
     except ValueError as exc:
         raise SubscriberError(str(exc)) from None
-    problem = _name_problem(_clean_name(name))
+    problem = _name_problem(_clean_name(name)) or _name_problem(_clean_name(first_name))
     if problem:
         raise SubscriberError(f"{address}: {problem}")
     existing = get(store, address)
     if existing:
         raise SubscriberError(f"{existing.email} is already a subscriber ({existing.status})")
     with store.transaction() as db:
-        _insert(db, address, name, source, utcnow())
+        _insert(db, address, name, source, utcnow(), first_name)
     found = get(store, address)
     assert found is not None
     return found
@@ -303,10 +312,12 @@ class ImportReport:
 # (NOCASE, like ``subscribers.email``: stored addresses are ASCII).
 _CREATE_STAGING = (
     "CREATE TEMP TABLE import_staging (line INTEGER NOT NULL, "
-    "email TEXT NOT NULL UNIQUE COLLATE NOCASE, name TEXT NOT NULL, token TEXT NOT NULL)"
+    "email TEXT NOT NULL UNIQUE COLLATE NOCASE, name TEXT NOT NULL, first_name TEXT NOT NULL, "
+    "token TEXT NOT NULL)"
 )
 _STAGE_ROW = (
-    "INSERT INTO temp.import_staging (line, email, name, token) VALUES (?, ?, ?, ?) "
+    "INSERT INTO temp.import_staging (line, email, name, first_name, token) "
+    "VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (email) DO NOTHING"
 )
 # One move batch (staged rowids low < rowid <= high). CROSS JOIN keeps the staged rows the
@@ -317,8 +328,9 @@ _KNOWN_SQL = (
     "WHERE s.rowid > ? AND s.rowid <= ? ORDER BY s.rowid"
 )
 _MOVE_SQL = (
-    "INSERT INTO subscribers (email, name, status, created, updated, source, token) "
-    "SELECT s.email, s.name, 'active', ?, ?, ?, s.token FROM temp.import_staging AS s "
+    "INSERT INTO subscribers (email, name, first_name, status, created, updated, source, token) "
+    "SELECT s.email, s.name, s.first_name, 'active', ?, ?, ?, s.token "
+    "FROM temp.import_staging AS s "
     "WHERE s.rowid > ? AND s.rowid <= ? "
     "AND NOT EXISTS (SELECT 1 FROM subscribers AS m WHERE m.email = s.email) "
     "ORDER BY s.rowid"
@@ -372,7 +384,9 @@ def _stage(db: sqlite3.Connection, path: Path, report: ImportReport) -> int:
             if row.problem:
                 report.skip(f"{path}:{row.line}: {row.problem}", invalid=True)
                 continue
-            stage.execute(_STAGE_ROW, (row.line, row.address, row.name, next(tokens)))
+            stage.execute(
+                _STAGE_ROW, (row.line, row.address, row.name, row.first_name, next(tokens))
+            )
             if stage.rowcount == 0:
                 [(first,)] = db.execute(
                     "SELECT line FROM temp.import_staging WHERE email = ?", (row.address,)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 __all__ = [
     "base_path",
@@ -20,6 +20,7 @@ __all__ = [
     "localise_images",
     "relative_prefix",
     "resubscribe_url",
+    "static_file",
     "stylesheet_url",
     "subscribe_url",
     "unsubscribe_url",
@@ -91,3 +92,14 @@ def relative_prefix(folder: Path, target: Path) -> str:
     except ValueError:
         return target.resolve().as_uri() + "/"
     return quote(Path(relative).as_posix()) + "/"
+
+
+def static_file(base_url: str, static_dir: Path, url: str) -> Path | None:
+    """The file under ``static_dir`` that serves ``url`` (relative to ``base_url``, or an
+    absolute URL under it); None when the URL is hosted elsewhere. The path is resolved
+    and may lie outside ``static_dir`` (``../``): callers refuse that."""
+    absolute = urljoin(base_url, url)
+    if not absolute.startswith(base_url):
+        return None
+    relative = unquote(urlsplit(absolute[len(base_url) :]).path)
+    return (static_dir.resolve() / relative).resolve()

@@ -75,6 +75,8 @@ class CheckSpec:
     run: Callable[[Context], Iterable[Problem]]
     #: Only with `--links` (it makes network requests).
     network: bool = False
+    #: Its findings are also shown before every send, not only by `check`.
+    announce: bool = False
 
 
 #: Every check, by name, in the order they run. Filled by the @check decorator.
@@ -82,12 +84,17 @@ CHECKS: dict[str, CheckSpec] = {}
 
 
 def check(
-    name: str, severity: Severity, description: str, *, network: bool = False
+    name: str,
+    severity: Severity,
+    description: str,
+    *,
+    network: bool = False,
+    announce: bool = False,
 ) -> Callable[[Callable[[Context], Iterable[Problem]]], Callable[[Context], Iterable[Problem]]]:
     def register(
         function: Callable[[Context], Iterable[Problem]],
     ) -> Callable[[Context], Iterable[Problem]]:
-        CHECKS[name] = CheckSpec(name, severity, description, function, network)
+        CHECKS[name] = CheckSpec(name, severity, description, function, network, announce)
         return function
 
     return register
@@ -159,6 +166,10 @@ class Report:
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity == severity)
 
+    def announced(self) -> list[Finding]:
+        """The findings a send shows before it asks (such as an unsigned relay send)."""
+        return [f for f in self.findings if f.check in CHECKS and CHECKS[f.check].announce]
+
     @property
     def exit_code(self) -> int:
         """0 clean, 1 warnings only, 2 errors."""
@@ -189,7 +200,7 @@ class ChecksFailed(NewsletterError):
 
 def _load_check_modules() -> None:
     # Importing registers the checks; here, so the registry is complete before any run.
-    from . import content, html, links, textpart  # noqa: F401
+    from . import auth, content, html, links, palette, textpart  # noqa: F401
 
 
 def run_checks(context: Context, *, network: bool = False) -> Report:

@@ -6,11 +6,12 @@ import math
 import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import lxml.etree
 
 from ..render import GMAIL_CLIP_BYTES
+from ..urls import static_file
 from . import Context, Problem, check
 
 SIZE_WARNING = 90 * 1024
@@ -25,7 +26,11 @@ _FILE_NAME_ALT = re.compile(
     r"^(?:img|image|dsc|photo|pic)?[\w-]*\.(?:png|jpe?g|gif|webp|svg|bmp)$|^(?:img|dsc)[_-]?\d+$",
     re.IGNORECASE,
 )
-_VAGUE_LINK = {"click here", "here", "click", "this", "link", "this link", "more", "go"}
+_VAGUE_LINK = {
+    "click here", "here", "click", "this", "link", "this link", "more", "go",
+    "read more", "read", "more info", "learn more", "find out more", "details", "continue",
+    "continue reading", "watch", "watch now", "watch the video", "listen", "view", "see more",
+}  # fmt: skip
 #: Above this many images, or less text per image, filters and readers lose patience.
 MAX_IMAGES = 20
 MIN_TEXT_PER_IMAGE = 400
@@ -162,6 +167,75 @@ def image_width(ctx: Context) -> Iterator[Problem]:
             )
 
 
+@check("image-fit", "error", "No image is wider than the column that holds it.")
+def image_fit(ctx: Context) -> Iterator[Problem]:
+    body = _body_width(ctx.tree)
+    for img in ctx.tree.iter("img"):
+        try:
+            width = int((img.get("width") or "").strip())
+        except ValueError:
+            continue  # image-width reports a missing width
+        box = _content_width(img, body)
+        if box is not None and width > box:
+            src = img.get("src", "")
+            yield Problem(
+                f"the image is {width} px wide in a {box} px column: Outlook keeps the "
+                "width and widens the whole email",
+                ctx.where_url(src),
+                src,
+                f"give it `width = {box}` or less (the theme caps the widths it knows)",
+            )
+
+
+_COLUMN_PER = re.compile(r"\bmj-column-per-(\d+(?:-\d+)?)\b")
+_COLUMN_PX = re.compile(r"\bmj-column-px-(\d+)\b")
+_MAX_WIDTH = re.compile(r"max-width:\s*(\d+)px")
+
+
+def _body_width(tree: lxml.etree._Element) -> int:
+    """The email's width: MJML's outer wrappers say max-width:600px (mj-body width)."""
+    for div in tree.iter("div"):
+        found = _MAX_WIDTH.search(div.get("style", ""))
+        if found:
+            return int(found[1])
+    return 600
+
+
+def _padding_x(style: str) -> int:
+    """Left plus right padding in px from a style attribute (shorthand and longhands)."""
+    left = right = 0
+    for declaration in style.split(";"):
+        name, _, value = declaration.partition(":")
+        name, values = name.strip().lower(), [v.strip() for v in value.split()]
+        px = [int(float(v[:-2])) if v.endswith("px") else 0 for v in values]
+        if name == "padding" and px:
+            # CSS shorthand: 1 to 4 values, top right bottom left.
+            right = px[1] if len(px) > 1 else px[0]
+            left = px[3] if len(px) > 3 else right
+        elif name == "padding-left" and px:
+            left = px[0]
+        elif name == "padding-right" and px:
+            right = px[0]
+    return left + right
+
+
+def _content_width(img: lxml.etree._Element, body: int) -> int | None:
+    """The width of the box an MJML image sits in: its column (a share of the body, or
+    pixels), less the padding of the cell that holds the image. None outside MJML's
+    column structure (a hand-written template): nothing to compare with."""
+    padded: int | None = None
+    for ancestor in img.iterancestors():
+        if ancestor.tag == "td" and padded is None and "padding" in ancestor.get("style", ""):
+            padded = _padding_x(ancestor.get("style", ""))
+        css_class = ancestor.get("class", "")
+        per, px = _COLUMN_PER.search(css_class), _COLUMN_PX.search(css_class)
+        if per:
+            return int(body * float(per[1].replace("-", ".")) / 100) - (padded or 0)
+        if px:
+            return int(px[1]) - (padded or 0)
+    return None
+
+
 @check("image-missing", "error", "Every image served from base_url exists in static_dir.")
 def image_missing(ctx: Context) -> Iterator[Problem]:
     base = ctx.settings.newsletter.base_url
@@ -170,11 +244,9 @@ def image_missing(ctx: Context) -> Iterator[Problem]:
         if not item.image:
             continue
         url = item.image.url
-        absolute = urljoin(base, url)
-        if not absolute.startswith(base):
+        path = static_file(base, static, url)
+        if path is None:
             continue  # hosted elsewhere: for `check --links`
-        relative = unquote(urlsplit(absolute[len(base) :]).path)
-        path = (static / relative).resolve()
         if not path.is_relative_to(static):
             problem = f"{url!r} points outside {static}, so no file there can serve it"
         elif not _is_file(path):
@@ -259,7 +331,7 @@ def heading_order(ctx: Context) -> Iterator[Problem]:
         previous = level
 
 
-@check("link-text", "warning", "No link whose whole text is 'click here' or similar.")
+@check("link-text", "warning", "No link whose whole text is 'click here', 'read more' or similar.")
 def link_text(ctx: Context) -> Iterator[Problem]:
     for a in ctx.tree.iter("a"):
         text = _text_of(a).strip(" →»>").lower()
@@ -280,15 +352,29 @@ def link_text(ctx: Context) -> Iterator[Problem]:
 )
 def contrast(ctx: Context) -> Iterator[Problem]:
     from .contrast import text_contrast
+    from .palette import theme_keys
 
+    theme = ctx.settings.theme
+    seen: dict[tuple[str, str], int] = {}
     for result in text_contrast(ctx.tree):
         if not result.ok:
+            # One problem per pair of colours: a bad palette fails on every story at once.
+            pair = (result.color, result.background)
+            seen[pair] = seen.get(pair, 0) + 1
+            if seen[pair] > 1:
+                continue
+            fg = theme_keys(theme, result.color)
+            bg = theme_keys(theme, result.background, background=True)
+            fix = "darken the text or lighten the background in the template"
+            if fg or bg:
+                keys = " or ".join(f"[theme] {key}" for key in (*fg[:1], *bg[:1]))
+                fix = f"change {keys} in config.toml"
             yield Problem(
                 # Rounded down: 4.497 must not print as the 4.50 it fails to reach.
                 f"contrast {math.floor(result.ratio * 100) / 100:.2f}:1 "
                 f"({result.color} on {result.background}), "
                 f"below {result.required}:1",
-                f"email.html <{result.tag}>",
+                f"email.html <{result.tag}>" + (f", [theme] {(fg or bg)[0]}" if fg or bg else ""),
                 result.text,
-                "darken the text or lighten the background in the template",
+                fix,
             )

@@ -32,8 +32,10 @@ COMMANDS = {
     "weekly": "send:weekly",
     "serve": "web:serve",
     "publish": "web:publish",
+    "doctor": "doctor:doctor",
     "subscribers": "subscribers:subscribers_group",
     "unsubscribe": "subscribers:unsubscribe",
+    "dkim": "dkim:dkim_group",
 }
 
 

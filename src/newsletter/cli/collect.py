@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .output import display, echo, print_rows, with_settings
+from .output import display, echo, is_terminal, print_rows, with_settings
 
 if TYPE_CHECKING:
     from ..collect import SourceReport
@@ -88,7 +88,17 @@ def import_command(
     raise SystemExit(1 if result.error else 0)
 
 
-ITEM_COLUMNS = ("id", "published", "kind", "section", "title", "url")
+# dated_by comes last when piped, so that `cut -f` positions from before it still hold; on a
+# terminal it sits under the date instead, as a column of its own would squeeze the titles.
+ITEM_COLUMNS = ("id", "published", "kind", "section", "title", "url", "dated_by")
+TABLE_COLUMNS = ITEM_COLUMNS[:-1]
+#: An undated item counts in the week it was first collected (library.DAY).
+FIRST_SEEN = "first seen"
+
+
+def _on_table(row: dict[str, Any]) -> dict[str, Any]:
+    day = f"{row['published']}\n" if row["published"] else ""
+    return row | {"published": day + row["dated_by"]}
 
 
 @click.command(name="items")
@@ -98,6 +108,10 @@ ITEM_COLUMNS = ("id", "published", "kind", "section", "title", "url")
 @with_settings
 def items_command(week: str | None, source: str | None, as_json: bool, settings: Settings) -> None:
     """List the item library: a table on a terminal, tab-separated when piped, or JSON.
+
+    Under each date (and as dated_by when piped or in JSON) is the rule that dated the
+    item: its "date line", the "page date" or a "text date" (copied text), the "feed
+    date", the "date selector" (pages), or "first seen" when nothing did.
 
     \b
     Example:
@@ -112,10 +126,15 @@ def items_command(week: str | None, source: str | None, as_json: bool, settings:
     fields = ("id", "title", "url", "summary", "published", "kind", "section", "author", "source")
     with Store(settings.store_path) as store:
         rows = (
-            {k: row[k] for k in fields} | {"image": row["image_url"], "pinned": bool(row["pinned"])}
+            {k: row[k] for k in fields}
+            | {"dated_by": row["dated_by"] if row["published"] else FIRST_SEEN}
+            | {"image": row["image_url"], "pinned": bool(row["pinned"])}
             for row in library.list_items(store, week=week, source=source)
         )
-        print_rows(rows, ITEM_COLUMNS, as_json=as_json, noun="item", more="--json")
+        if not as_json and is_terminal():
+            print_rows(map(_on_table, rows), TABLE_COLUMNS, noun="item", more="--json")
+        else:
+            print_rows(rows, ITEM_COLUMNS, as_json=as_json, noun="item", more="--json")
 
 
 @click.command(name="pin")

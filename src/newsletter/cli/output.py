@@ -169,7 +169,11 @@ def print_findings(report: Report, *, minimum: Severity = "info") -> None:
 
 
 def print_forced(report: Report) -> None:
-    """Before a send: say which checks are off, and that errors were overridden."""
+    """Before a send (and its question): the warnings every send repeats, such as an
+    unsigned relay send; which checks are off; and that errors were overridden."""
+    for finding in report.announced():
+        if finding.severity != "info":
+            warning(f"{finding.check}: {finding.message}; fix: {finding.fix}")
     print_disabled(report)
     if report.count("error"):
         warning(f"sending despite {report.count('error')} check errors (--force)")

@@ -22,8 +22,9 @@ F = TypeVar("F", bound="Callable[..., Any]")
 #: need not import the subscribers module.
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
 COLUMNS = ("email", "name", "status", "created", "source")
-#: `export` adds the consent record: when and from where a subscriber confirmed.
-EXPORT_COLUMNS = (*COLUMNS, "consent_at", "consent_ip")
+#: `export` adds the consent record (when and from where a subscriber confirmed) and the
+#: first name, which `import` reads back.
+EXPORT_COLUMNS = (*COLUMNS, "first_name", "consent_at", "consent_ip")
 
 
 @click.command()
@@ -88,20 +89,21 @@ def subscribers_import(csv_file: Path, source: str | None, settings: Settings) -
 
 @subscribers_group.command(name="add")
 @click.argument("email")
-@click.option("--name", default="", help="Display name, used in To and the greeting.")
+@click.option("--name", default="", help="Full name, used in the To header.")
+@click.option("--first-name", default="", help="For the greeting: Hello {first_name},")
 @with_settings
-def subscribers_add(email: str, name: str, settings: Settings) -> None:
+def subscribers_add(email: str, name: str, first_name: str, settings: Settings) -> None:
     """Add one subscriber.
 
     \b
     Example:
-        newsletter subscribers add ada@example.org --name "Ada Lovelace"
+        newsletter subscribers add ada@example.org --name "Ada Lovelace" --first-name Ada
     """
     from .. import subscribers
     from ..store import Store
 
     with Store(settings.store_path) as store:
-        added = subscribers.add(store, email, name)
+        added = subscribers.add(store, email, name, first_name=first_name)
     echo(f"Added {added.email}")
 
 

@@ -143,6 +143,7 @@ def _new_item(
         source=source.name,
         url=web_url(candidate.url) if candidate.url else None,
         published=day,
+        dated_by=clean_text(candidate.dated_by) if day else "",
         updated=candidate.updated,
         summary=clean_text(candidate.summary, lines=True),
         kind=clean_text(candidate.kind or source.kind),

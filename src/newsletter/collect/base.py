@@ -13,8 +13,14 @@ import nh3
 from ..normalise import clip
 
 __all__ = [
+    "DATE_LINE",
+    "DATE_SELECTOR",
+    "FEED_DATE",
+    "FEED_UPDATED",
+    "PAGE_DATE",
     "SELECTOR_KEYS",
     "SUMMARY_LIMIT",
+    "TEXT_DATE",
     "Candidate",
     "Parsed",
     "html_to_text",
@@ -23,6 +29,20 @@ __all__ = [
 
 #: The selectors a page source understands: ``item``, then the fields looked up inside it.
 SELECTOR_KEYS = ("item", "title", "link", "date", "summary", "image")
+
+# Which rule gave an item its date: stored with the item and shown by `newsletter items`,
+# so that a person can see why an item sits in its week.
+#: Copied text: a date line beside the item's headline.
+DATE_LINE = "date line"
+#: Copied text: the page's date (a date line above the stories), for an item without its own.
+PAGE_DATE = "page date"
+#: Copied text: the first date in the item's running text, when nothing else dates it.
+TEXT_DATE = "text date"
+#: Feeds: the entry's publication date, or only its last-updated date when it has no other.
+FEED_DATE = "feed date"
+FEED_UPDATED = "feed updated"
+#: Pages: the text or ``datetime`` of the element the ``date`` selector found.
+DATE_SELECTOR = "date selector"
 
 #: Summaries longer than this many characters are cut at a word boundary.
 SUMMARY_LIMIT = 600
@@ -66,6 +86,8 @@ class Candidate:
     #: Plain text (Markdown-safe): parsers sanitise HTML away.
     summary: str = ""
     published: dt.date | None = None
+    #: Which rule found ``published`` (:data:`DATE_LINE`, :data:`FEED_DATE`...); "" if none.
+    dated_by: str = ""
     #: The exact publication time when the source gives one (feeds do); it decides the
     #: calendar date in [draft] timezone, so a story at 23:30 on Sunday in Brussels
     #: belongs to that week, not the next.

@@ -20,7 +20,7 @@ from typing import Any
 import feedparser
 
 from ..normalise import web_url
-from .base import Candidate, Parsed, html_to_text, summary_text
+from .base import FEED_DATE, FEED_UPDATED, Candidate, Parsed, html_to_text, summary_text
 
 __all__ = ["parse_feed"]
 
@@ -212,6 +212,7 @@ def _from_feedparser(entry: Mapping[str, Any], base_url: str, notes: list[str]) 
         summary=summary_text(summary),
         # Atom requires <updated> but not <published>: then the updated date is the only one.
         published=_day(published or updated),
+        dated_by=FEED_DATE if published else FEED_UPDATED if updated else "",
         published_at=_utc(published or updated),
         updated=_utc(updated),
         kind=kind,
@@ -293,6 +294,7 @@ def _from_json(item: Mapping[str, Any], base: str, notes: list[str]) -> Candidat
         url=web_url(_str(item.get("url")) or _str(item.get("external_url")), base),
         summary=summary_text(summary),
         published=_day(published or updated),
+        dated_by=FEED_DATE if published else FEED_UPDATED if updated else "",
         published_at=_utc(published or updated),
         updated=_utc(updated),
         kind=_kind(_str(a.get("mime_type")) for a in attachments),

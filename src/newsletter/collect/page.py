@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from ..normalise import clip, parse_date, web_url
-from .base import SELECTOR_KEYS, SUMMARY_LIMIT, Candidate, Parsed, html_to_text
+from .base import DATE_SELECTOR, SELECTOR_KEYS, SUMMARY_LIMIT, Candidate, Parsed, html_to_text
 
 __all__ = ["NATO_NEWSROOM_SELECTORS", "is_navigation", "parse_page"]
 
@@ -162,6 +162,7 @@ def parse_page(html: str | bytes, base_url: str, selectors: Mapping[str, str]) -
                 url=url,
                 summary=clip(next((s for s in summaries if s), ""), SUMMARY_LIMIT),
                 published=published,
+                dated_by=DATE_SELECTOR if published else "",
                 image_url=image_url,
                 image_alt=(image_alt or title) if image_url else "",
             )

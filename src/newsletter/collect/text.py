@@ -8,10 +8,12 @@ A copied page has lost its markup and links, so stories are found by the shape o
 * Its headline is the first line of the story; a copy of it on the next line (image title, then
   heading) is dropped. In the first story the page header comes first, so there the headline is
   the last headline-like line followed by a sentence (or by nothing).
-* Its date is a date line next to the headline ("June 5, 2024", "Published 3 March 2024 . Podcast")
-  or else the first date in its summary ("on Thursday (22 June 2023)"); ISO timestamps
-  ("2023-06-22T09:30:00Z") count too. Undated stories take the page date: ``page_date``, or the
-  first standalone date line above the first story.
+* Its date, in this order: a date line next to its headline ("June 5, 2024", "Published 3 March
+  2024 . Podcast"); else the page date (``page_date``, or the first standalone date line above
+  the first story); else the first date in its summary ("on Thursday (22 June 2023)"). ISO
+  timestamps ("2023-06-22T09:30:00Z") count too. A summary's date is often not the publication
+  date ("sign up from Monday, June 10, 2024"), and taking it would move the story to another
+  week, so it is the last resort. Each item says which rule dated it (``Candidate.dated_by``).
 * An opening bullet list of top stories repeats later headlines, possibly behind a "Video - "
   prefix. A bullet that matches no later headline becomes an item of its own only when it looks
   like a headline (a top story need not be in the listing); otherwise it is reported as skipped.
@@ -32,7 +34,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..normalise import find_date, normalise_title
-from .base import Candidate, Parsed
+from .base import DATE_LINE, PAGE_DATE, TEXT_DATE, Candidate, Parsed
 
 __all__ = ["parse_text"]
 
@@ -104,7 +106,8 @@ class _Draft:
     no: int
     kind: str = "news"
     summary: list[_Line] = field(default_factory=list)
-    date: _DateHit | None = None
+    date: _DateHit | None = None  # its own date line
+    text_date: _DateHit | None = None  # the first date in its summary
     url: str | None = None
     author: str = ""
     section: str = ""
@@ -176,12 +179,14 @@ def _read_stories(chunks: list[list[_Line]], page: _Page) -> None:
     # whether a date line above the first headline is that story's date or the page's.
     later = [_read_story(chunk, page, first=False, date_above=True) for chunk in chunks[1:]]
     dated_above = sum(1 for draft in later if draft and draft.date and draft.date.no < draft.no)
-    date_above = bool(later) and 2 * dated_above >= len(later)
+    date_above = 2 * dated_above >= len(later) if later else None
     first = [_read_story(chunks[0], page, first=True, date_above=date_above)] if chunks else []
     page.stories.extend(draft for draft in first + later if draft)
 
 
-def _read_story(chunk: list[_Line], page: _Page, *, first: bool, date_above: bool) -> _Draft | None:
+def _read_story(
+    chunk: list[_Line], page: _Page, *, first: bool, date_above: bool | None
+) -> _Draft | None:
     *body, marker = chunk
     match = _MARKER_RE.match(marker.text)
     assert match is not None  # chunks end at a marker by construction
@@ -192,6 +197,10 @@ def _read_story(chunk: list[_Line], page: _Page, *, first: bool, date_above: boo
     title = body[start]
     kind = "video" if match["video"] else "audio" if match["audio"] else "news"
     draft = _Draft(title=_strip_bullet(title.text), no=title.no, kind=kind, url=match["url"])
+    if date_above is None:
+        # A story copied alone: no other story shows the layout. A date line in the
+        # headline's own paragraph is the story's; one set apart by a blank line is the page's.
+        date_above = start > 0 and body[start - 1].para == title.para
     _read_preamble(body[:start], draft, page, date_above=date_above)
     _read_body(body[start + 1 :], draft)
     return draft
@@ -247,10 +256,10 @@ def _read_body(lines: list[_Line], draft: _Draft) -> None:
         elif not _is_url(line):
             draft.summary.append(line)
         draft.url = draft.url or _first_url(line.text)
-    for line in draft.summary if draft.date is None else []:
-        # The first date in the summary; dates inside links are path segments, not news dates.
+    for line in draft.summary:
+        # Dates inside links are path segments, not news dates.
         if hit := _find_date(_URL_RE.sub(" ", line.text), line.no):
-            draft.date = hit
+            draft.text_date = hit
             break
     if draft.date and draft.date.kind and draft.kind == "news":
         draft.kind = draft.date.kind
@@ -350,14 +359,7 @@ def _page_date_from_text(page: _Page, problems: list[str], where: str) -> dt.dat
 def _candidate(
     draft: _Draft, default: dt.date | None, problems: list[str], where: str
 ) -> Candidate:
-    published = default
-    if draft.date and draft.date.value:
-        published = draft.date.value
-    elif draft.date:
-        problems.append(
-            f"{where}line {draft.date.no}: {draft.date.text!r} is not a valid date;"
-            f" {draft.title!r} takes the page date"
-        )
+    published, dated_by = _dated(draft, default, problems, where)
     summary = "\n\n".join(
         " ".join(line.text for line in draft.summary if line.para == para)
         for para in dict.fromkeys(line.para for line in draft.summary)
@@ -367,10 +369,35 @@ def _candidate(
         url=draft.url,
         summary=summary,
         published=published,
+        dated_by=dated_by,
         kind=draft.kind,
         section=draft.section,
         author=draft.author,
     )
+
+
+def _dated(
+    draft: _Draft, default: dt.date | None, problems: list[str], where: str
+) -> tuple[dt.date | None, str]:
+    """The item's date and the rule that gave it: its date line, the page date, its text."""
+    if draft.date and draft.date.value:
+        return draft.date.value, DATE_LINE
+    # The summary's date is only read when nothing else dates the item, so a bad one is
+    # only worth reporting then.
+    bad = draft.date if draft.date else draft.text_date if default is None else None
+    if default is not None:
+        result: tuple[dt.date | None, str] = default, PAGE_DATE
+    elif draft.text_date and draft.text_date.value:
+        result = draft.text_date.value, TEXT_DATE
+    else:
+        result = None, ""
+    if bad and bad.value is None:
+        then = {PAGE_DATE: "takes the page date", TEXT_DATE: "takes the date in its text"}
+        problems.append(
+            f"{where}line {bad.no}: {bad.text!r} is not a valid date;"
+            f" {draft.title!r} {then.get(result[1], 'is left undated')}"
+        )
+    return result
 
 
 def _find_date(text: str, no: int = 0) -> _DateHit | None:

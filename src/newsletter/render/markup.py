@@ -13,14 +13,22 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from markupsafe import Markup
 
-__all__ = ["TEXT_WIDTH", "markdown_html", "markdown_text", "wrap"]
+__all__ = ["TEXT_WIDTH", "markdown_html", "markdown_text", "smart_quotes", "wrap"]
 
 #: RFC 5322 recommends lines of at most 78 characters.
 TEXT_WIDTH = 78
 
 # Images are not allowed in Markdown: they would be remote, unsized and without the
 # alt-text checks that item images get.
-_md = MarkdownIt("commonmark", {"html": False, "typographer": False}).disable("image")
+# Typographic quotes ("smartquotes" only: no other replacements), so that a story typed
+# with straight quotes does not sit beside one pasted with curly ones.
+_md = (
+    MarkdownIt("commonmark", {"html": False, "typographer": True})
+    .disable("image")
+    .enable("smartquotes")
+)
+#: The same quotes for plain text (titles): no Markdown at all, only the text rule.
+_plain = MarkdownIt("zero", {"typographer": True}).enable("smartquotes")
 
 
 def markdown_html(text: str, inline: bool = False) -> Markup:
@@ -28,6 +36,15 @@ def markdown_html(text: str, inline: bool = False) -> Markup:
     if inline:
         return Markup(_md.renderInline(text))
     return Markup(_md.render(text))
+
+
+def smart_quotes(text: str) -> str:
+    """Straight quotes to typographic ones (U+201C/U+201D, U+2018/U+2019): plain text in,
+    plain text out (no Markdown, no HTML)."""
+    if "'" not in text and '"' not in text:
+        return text
+    tokens = _plain.parseInline(text)
+    return "".join(child.content for token in tokens for child in token.children or [])
 
 
 def _inline_text(children: Sequence[Token]) -> str:

@@ -16,20 +16,21 @@ import hmac
 import html
 import re
 import secrets
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
 from functools import cached_property
-from pathlib import Path
 
-from ..errors import ConfigError, InputError
+from ..errors import InputError
 from ..models import Issue, control_problem
 from ..settings import Settings
 from ..tokens import sign_token
 from ..urls import unsubscribe_url
+from .signing import DkimSigner, dkim_signer
 from .theme import Links, Renderer
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Rendered",
     "dkim_signer",
     "dot_stuff",
+    "feedback_id",
     "message_id",
     "render_with_placeholders",
 ]
@@ -56,6 +58,8 @@ class Recipient:
     token_id: str = ""
     #: Used in the Message-ID; 0 for test sends.
     subscriber_id: int = 0
+    #: For ``{first_name}`` in the greeting; "" when not known.
+    first_name: str = ""
 
 
 def _refuse_line_breaks(**values: str) -> None:
@@ -158,6 +162,20 @@ class _Body:
                 self.pieces.append(encoded)
                 self.stuffed.append(dot_stuff(encoded))
 
+    @cached_property
+    def relaxed(self) -> list[bytes | str]:
+        """The pieces after DKIM's line-by-line canonicalisation: made once, when signing."""
+        from .signing import relaxed_lines
+
+        return [relaxed_lines(p) if isinstance(p, bytes) else p for p in self.pieces]
+
+    def render_relaxed(self, values: dict[str, bytes]) -> bytes:
+        from .signing import relaxed_lines
+
+        return b"".join(
+            p if isinstance(p, bytes) else relaxed_lines(values[p]) for p in self.relaxed
+        )
+
     def render(self, values: dict[str, bytes], stuffed: bool = False) -> bytes:
         if stuffed:
             return b"".join(
@@ -182,6 +200,20 @@ def render_with_placeholders(renderer: Renderer, issue: Issue, settings: Setting
         html=renderer.render_html(issue, links, greeting=GREETING),
         text=renderer.render_text(issue, links, greeting=GREETING),
     )
+
+
+def feedback_id(week: str, list_name: str, domain: str, *, test: bool = False) -> str:
+    """``<week>:<list>:<newsletter|test>:<domain>``: Gmail's Feedback-ID (campaign, customer,
+    mail type, sender), so its feedback loop reports complaints per issue. No personal data:
+    every recipient of an issue gets the same value."""
+    kind = "test" if test else "newsletter"
+    value = f"{week}:{list_name}:{kind}:{domain}"
+    _refuse_line_breaks(**{"Feedback-ID": value})
+    return value
+
+
+def _date_line(when: dt.datetime) -> bytes:
+    return b"Date: " + format_datetime(when).encode("ascii") + b"\r\n"
 
 
 def message_id(from_address: str) -> str:
@@ -231,14 +263,22 @@ class MessageBuilder:
         head["From"] = Address(issue.newsletter, *newsletter.from_address.rsplit("@", 1))
         head["Reply-To"] = Address(issue.newsletter, *newsletter.reply_to.rsplit("@", 1))
         head["Subject"] = subject
-        head["Date"] = format_datetime(now or dt.datetime.now(dt.UTC))
         list_name = re.sub(r"[^a-z0-9]+", "-", issue.newsletter.lower()).strip("-") or "newsletter"
         head["List-Id"] = f"{issue.newsletter} <{list_name}.{self.domain}>"
         head["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        head["Feedback-ID"] = feedback_id(issue.week, list_name, self.domain, test=test)
+        # RFC 3834 and the older Precedence: vacation and out-of-office responders stay
+        # quiet, so replies to the list are people, not robots.
+        head["Precedence"] = "bulk"
+        head["Auto-Submitted"] = "auto-generated"
         head["MIME-Version"] = "1.0"
         head["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
         # Only the header block is wanted: the email package folds and encodes it.
         self._static_headers = head.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n"
+        # Each message is dated when it is composed, not when the run started (a large
+        # list takes minutes, a resumed one days); formatted once a second, not per message.
+        self._pinned_date = _date_line(now) if now is not None else None
+        self._date: tuple[int, bytes] = (0, b"")
         self.mailto = newsletter.unsubscribe_mailto
 
     def preview(self) -> tuple[str, str]:
@@ -276,21 +316,28 @@ class MessageBuilder:
         return "test" if self.test else ""
 
     def greeting(self, recipient: Recipient) -> str:
-        newsletter = self.settings.newsletter
-        if recipient.name:
-            return newsletter.greeting.replace("{name}", recipient.name)
-        return newsletter.greeting_no_name
+        return self.settings.newsletter.greet(recipient.name, recipient.first_name)
+
+    def date_line(self) -> bytes:
+        """``Date:`` for a message composed now (or the pinned date of a reproducible build)."""
+        if self._pinned_date is not None:
+            return self._pinned_date
+        second = int(time.time())
+        cached = self._date  # one read: other workers may replace it meanwhile
+        if cached[0] != second:
+            cached = (second, _date_line(dt.datetime.fromtimestamp(second, dt.UTC)))
+            self._date = cached
+        return cached[1]
 
     @cached_property
-    def _signer(self) -> Callable[[bytes], bytes] | None:
+    def _signer(self) -> DkimSigner | None:
         # On first use: a build's preview is never signed, so it needs no key.
         return dkim_signer(self.settings)
 
     def wire(self, recipient: Recipient) -> bytes:
         """The message as it goes over SMTP: dot-stuffed (headers never start with ".")."""
-        if self._signer is not None:
-            # DKIM signs the message itself, so sign first, then stuff the whole.
-            return dot_stuff(self.message_bytes(recipient))
+        # Signing reads the headers (never stuffed) and hashes the canonical body made from
+        # unstuffed pieces, so a signed message is stuffed piece by piece like any other.
         return self.message_bytes(recipient, stuffed=True)
 
     def message_bytes(
@@ -320,6 +367,7 @@ class MessageBuilder:
         try:
             headers = (
                 self._static_headers
+                + self.date_line()
                 + _to_header(recipient.name, recipient.email)
                 + b"Message-ID: "
                 + msgid.encode("ascii")
@@ -335,15 +383,27 @@ class MessageBuilder:
             raise InputError(f"a header line for {recipient.email!r} is over 998 characters")
         query = url[len(unsubscribe_url(self.base_url)) :]
         token_qp = _soft_break(_qp(query)) if query else b""
-        text = self._text.render({TOKEN: token_qp, GREETING: _soft_break(_qp(greeting))}, stuffed)
-        body_html = self._html.render(
-            {TOKEN: token_qp, GREETING: _soft_break(_qp(html.escape(greeting, quote=False)))},
-            stuffed,
-        )
+        text_values = {TOKEN: token_qp, GREETING: _soft_break(_qp(greeting))}
+        html_values = {
+            TOKEN: token_qp,
+            GREETING: _soft_break(_qp(html.escape(greeting, quote=False))),
+        }
+        text = self._text.render(text_values, stuffed)
+        body_html = self._html.render(html_values, stuffed)
+        message = headers + self._mime(text, body_html)
+        if sign and self._signer is not None:
+            # The part headers and boundaries hold no runs of spaces: already canonical.
+            lines = self._mime(
+                self._text.render_relaxed(text_values), self._html.render_relaxed(html_values)
+            )
+            message = self._signer(message, lines[2:])
+        return message
+
+    def _mime(self, text: bytes, body_html: bytes) -> bytes:
+        """The body: both parts between the boundaries (with the CRLF that ends the head)."""
         b = self._boundary
-        message = b"".join(
+        return b"".join(
             (
-                headers,
                 b"\r\n--" + b + b"\r\n",
                 b'Content-Type: text/plain; charset="utf-8"\r\n',
                 b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
@@ -355,37 +415,3 @@ class MessageBuilder:
                 b"\r\n--" + b + b"--\r\n",
             )
         )
-        if sign and self._signer is not None:
-            message = self._signer(message)
-        return message
-
-
-_DKIM_HEADERS: Sequence[bytes] = (
-    b"From", b"To", b"Subject", b"Date", b"Message-ID", b"Reply-To", b"MIME-Version",
-    b"Content-Type", b"List-Id", b"List-Unsubscribe", b"List-Unsubscribe-Post",
-)  # fmt: skip
-
-
-def dkim_signer(settings: Settings) -> Callable[[bytes], bytes] | None:
-    dkim_settings = settings.dkim
-    if not dkim_settings.domain:
-        return None
-    if not dkim_settings.selector or dkim_settings.key_file is None:
-        raise ConfigError("[dkim] domain is set, so selector and key_file are needed too")
-    key_path = settings.path(dkim_settings.key_file)
-    try:
-        key = Path(key_path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"[dkim] key_file {key_path}: cannot read: {exc.strerror}") from None
-    import dkim
-
-    selector, domain = dkim_settings.selector.encode(), dkim_settings.domain.encode()
-
-    def sign(message: bytes) -> bytes:
-        try:
-            header = dkim.sign(message, selector, domain, key, include_headers=list(_DKIM_HEADERS))
-        except dkim.DKIMException as exc:
-            raise ConfigError(f"[dkim] cannot sign with {key_path}: {exc}") from None
-        return bytes(header) + message
-
-    return sign

@@ -193,7 +193,7 @@ def send_issue(
                 outcome = deliver(
                     Delivery(
                         store=store, issue=issue.week, owner=owner, builder=builder,
-                        sender=settings.newsletter.from_address, transports=transports.new,
+                        sender=settings.envelope_sender, transports=transports.new,
                         connections=smtp.connections, rate=smtp.rate,
                         policy=Policy.from_settings(smtp), bounce_after=smtp.bounce_after,
                         limit=limit, on_result=on_result, stop=stop,
@@ -269,7 +269,7 @@ def send_test(
         raise InputError(f"{exc}", "--test") from None
     report = SendReport(issue=issue.week, mode=mode.name, started=utcnow())
     builder = loaded.message_builder(test=True)
-    sender = settings.newsletter.from_address
+    sender = settings.envelope_sender
     with mode.start(settings) as transports:
         report.capture_dir = transports.capture_dir
         connection = transports.new()

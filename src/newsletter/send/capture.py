@@ -34,6 +34,10 @@ class _MaildirHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content = envelope.original_content or envelope.content
+        # What a final delivery does (RFC 5321 4.4): record the envelope sender, where
+        # bounces go ([smtp] return_path), so the capture shows it like a real inbox.
+        sender = (envelope.mail_from or "").encode("ascii", "replace")
+        content = b"Return-Path: <" + sender + b">\r\n" + content
         try:
             with self.lock:
                 self.box.add(content)

@@ -280,7 +280,9 @@ class _Run:
         for number, row in enumerate(ledger.pending_recipients(run.store, run.issue)):
             if run.limit is not None and number >= run.limit:
                 return
-            recipient = Recipient(row.email, row.name, row.token, row.subscriber_id)
+            recipient = Recipient(
+                row.email, row.name, row.token, row.subscriber_id, first_name=row.first_name
+            )
             while not run.stop.is_set():
                 try:
                     self.jobs.put(recipient, timeout=0.2)

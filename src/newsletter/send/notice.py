@@ -54,6 +54,6 @@ def send_notice(
     with mode.start(settings) as transports:
         connection = transports.new()
         try:
-            return connection.send(Envelope(settings.newsletter.from_address, to, data))
+            return connection.send(Envelope(settings.envelope_sender, to, data))
         finally:
             connection.close()

@@ -130,7 +130,9 @@ def refusal(reply: Reply, stage: Stage, where: str) -> TransportError:
         )
     if 500 <= reply.code < 600:
         if stage == "mail":
-            return ServerFailure(message + " (check [newsletter] from_address)", reply)
+            return ServerFailure(
+                message + " (check [smtp] return_path, else [newsletter] from_address)", reply
+            )
         if stage == "connect":
             return ServerFailure(message, reply)
         return PermanentFailure(message, reply, stage=stage)
