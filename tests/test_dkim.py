@@ -28,7 +28,13 @@ from newsletter.cli import main
 from newsletter.errors import ConfigError, InputError
 from newsletter.mailauth import aligned, auth_warnings, create_key, organisational_domain
 from newsletter.render.message import Recipient
-from newsletter.render.signing import OVERSIGNED, DkimSigner, dkim_signer, load_private_key
+from newsletter.render.signing import (
+    OVERSIGNED,
+    DkimSigner,
+    dkim_signer,
+    load_private_key,
+    relaxed_lines,
+)
 from newsletter.send import send_issue
 from newsletter.send.checked import send_checked
 from newsletter.settings import Settings
@@ -213,6 +219,46 @@ def test_signer_agrees_with_dkimpy_on_awkward_messages(key: rsa.RSAPrivateKey) -
         ours_bh = bh.search(signed.replace(b"\r\n ", b""))
         theirs_bh = bh.search(theirs.replace(b"\r\n ", b""))
         assert ours_bh and theirs_bh and ours_bh.group(1) == theirs_bh.group(1), message[:80]
+
+
+def test_the_per_run_path_signs_as_the_general_one(key: rsa.RSAPrivateKey) -> None:
+    """The builder's path (fixed fields hashed once per run, the body hashed piece by
+    piece) against the general one on the same message: both verify, with the same body
+    hash and the same h= list; and it steps aside when a field name repeats."""
+    signer = DkimSigner(DOMAIN, SELECTOR, key)
+    fixed_block = (
+        b"From: News <news@example.org>\r\nSubject: =?utf-8?q?Caf=C3=A9?=\r\n"
+        b"List-Id: News <news.example.org>\r\nX-Not-Signed: yes\r\n"
+    )
+    own = b"Date: Fri, 23 Jun 2023 09:00:00 +0000\r\nTo:  Ada   Lovelace\r\n <ada@example.org>\r\n"
+    body = [b"first  piece \r\n", b"second\r\n", b"--end--\r\n"]
+    message = fixed_block + own + b"\r\n" + b"".join(body)
+    fixed = signer.fixed(fixed_block)
+    assert fixed is not None
+    fast = signer.header_for(fixed, own, [relaxed_lines(piece) for piece in body])
+    assert fast is not None
+    general = signer.header(message)
+    dns = dns_for(key)
+    assert dkim.verify(fast + message, dnsfunc=dns)
+    assert dkim.verify(general + message, dnsfunc=dns)
+    oversigned = [name.decode() for name in OVERSIGNED]
+    assert h_tag(fast + message) == ["from", "subject", "list-id", "date", "to", *oversigned]
+    assert sorted(h_tag(fast + message)) == sorted(h_tag(general + message))
+    bh = re.compile(rb"bh=([^;]+);")
+    assert bh.findall(fast.replace(b"\r\n ", b"")) == bh.findall(general.replace(b"\r\n ", b""))
+    assert all(len(line) <= 78 for line in fast.split(b"\r\n"))
+    # A repeated or shared name: the caller must take the general path.
+    assert signer.fixed(fixed_block + b"From: Other <o@example.org>\r\n") is None
+    assert signer.header_for(fixed, b"Subject: again\r\n", body) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"", b"plain", b"two  spaces", b"tab\there", b"end \r\nnext", b"x \t \r\n", b" lead"],
+)
+def test_relaxed_lines_skips_only_what_it_would_not_change(value: bytes) -> None:
+    rules = dkim.canonicalization
+    assert relaxed_lines(value) == rules.compress_whitespace(rules.strip_trailing_whitespace(value))
 
 
 def test_the_key_is_read_once_per_run(signed_settings: Settings, project: Path) -> None:

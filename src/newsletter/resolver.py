@@ -9,7 +9,6 @@ unanswered the rest fail at once. pyspf, which would otherwise ask the system's 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,7 @@ import dns.rdatatype
 import dns.resolver
 
 from .errors import NewsletterError
+from .settings import parse_nameserver
 
 __all__ = ["Answer", "Lookups", "NoResolver", "Unanswered", "parse_nameserver", "spf_through"]
 
@@ -31,30 +31,6 @@ class NoResolver(NewsletterError):
     """No nameserver given, and this machine has no resolver configured."""
 
     exit_code = 2
-
-
-def parse_nameserver(text: str) -> tuple[str, int]:
-    """``"127.0.0.1:5353"``, ``"[::1]:53"`` or ``"192.0.2.53"`` -> ``(address, port)``."""
-    value = text.strip()
-    host, port = value, "53"
-    if value.startswith("["):
-        host, closed, rest = value[1:].partition("]")
-        if not closed or (rest and not rest.startswith(":")):
-            host = value  # not an address: reported below
-        elif rest:
-            port = rest[1:]
-    elif value.count(":") == 1:
-        host, port = value.split(":")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not an IP address with an optional port "
-            "(e.g. 127.0.0.1:5353 or [::1]:5353)"
-        ) from None
-    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
-        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
-    return str(address), int(port)
 
 
 class Unanswered(Exception):

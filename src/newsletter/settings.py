@@ -11,6 +11,7 @@ cron job gives the same result whatever its working directory.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -266,7 +267,6 @@ class WebSettings(_Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        import ipaddress
 
         for entry in value:
             try:
@@ -302,6 +302,30 @@ class DkimSettings(_Section):
         return value.lower()
 
 
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:5353"``, ``"[::1]:53"`` or ``"192.0.2.53"`` -> ``(address, port)``."""
+    value = text.strip()
+    host, port = value, "53"
+    if value.startswith("["):
+        host, closed, rest = value[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            host = value  # not an address: reported below
+        elif rest:
+            port = rest[1:]
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an IP address with an optional port "
+            "(e.g. 127.0.0.1:5353 or [::1]:5353)"
+        ) from None
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
+    return str(address), int(port)
+
+
 class DoctorSettings(_Section):
     sending_ips: list[str] = Field(
         default_factory=list,
@@ -318,7 +342,6 @@ class DoctorSettings(_Section):
     @field_validator("sending_ips")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
-        import ipaddress
 
         addresses = []
         for entry in value:
@@ -333,8 +356,6 @@ class DoctorSettings(_Section):
     @field_validator("nameservers")
     @classmethod
     def _nameservers(cls, value: list[str]) -> list[str]:
-        from .resolver import parse_nameserver
-
         for entry in value:
             parse_nameserver(entry)
         return value

@@ -30,7 +30,7 @@ from ..models import Issue, control_problem
 from ..settings import Settings
 from ..tokens import sign_token
 from ..urls import unsubscribe_url
-from .signing import DkimSigner, dkim_signer
+from .signing import DkimSigner, FixedHeaders, dkim_signer
 from .theme import Links, Renderer
 
 __all__ = [
@@ -169,12 +169,11 @@ class _Body:
 
         return [relaxed_lines(p) if isinstance(p, bytes) else p for p in self.pieces]
 
-    def render_relaxed(self, values: dict[str, bytes]) -> bytes:
+    def render_relaxed(self, values: dict[str, bytes]) -> list[bytes]:
+        """The canonical pieces, unjoined: they are only hashed."""
         from .signing import relaxed_lines
 
-        return b"".join(
-            p if isinstance(p, bytes) else relaxed_lines(values[p]) for p in self.relaxed
-        )
+        return [p if isinstance(p, bytes) else relaxed_lines(values[p]) for p in self.relaxed]
 
     def render(self, values: dict[str, bytes], stuffed: bool = False) -> bytes:
         if stuffed:
@@ -240,6 +239,8 @@ class MessageBuilder:
         self.issue, self.settings, self.test = issue, settings, test
         newsletter = settings.newsletter
         self.secret = settings.security.secret.get_secret_value()
+        # Keyed once: each Message-ID then costs a copy and one hash, not a key set-up.
+        self._id_mac = hmac.new(self.secret.encode(), digestmod=hashlib.sha256)
         self.domain = newsletter.from_address.rsplit("@", 1)[1]
         subject = ("[TEST] " if test else "") + issue.subject
         _refuse_line_breaks(
@@ -306,7 +307,9 @@ class MessageBuilder:
             # Each test copy is new: a repeated Message-ID would be dropped by Gmail.
             return f"<test.{self.issue.week}.{secrets.token_hex(8)}@{self.domain}>"
         key = f"{self.issue.week}:{recipient.subscriber_id}:{recipient.email.lower()}"
-        digest = hmac.new(self.secret.encode(), key.encode(), hashlib.sha256).hexdigest()[:16]
+        mac = self._id_mac.copy()
+        mac.update(key.encode())
+        digest = mac.hexdigest()[:16]
         return f"<{self.issue.week}.{digest}@{self.domain}>"
 
     def token(self, recipient: Recipient) -> str:
@@ -392,26 +395,49 @@ class MessageBuilder:
         body_html = self._html.render(html_values, stuffed)
         message = headers + self._mime(text, body_html)
         if sign and self._signer is not None:
-            # The part headers and boundaries hold no runs of spaces: already canonical.
-            lines = self._mime(
-                self._text.render_relaxed(text_values), self._html.render_relaxed(html_values)
-            )
-            message = self._signer(message, lines[2:])
+            message = self._sign(message, headers, text_values, html_values)
         return message
+
+    @cached_property
+    def _fixed(self) -> FixedHeaders | None:
+        assert self._signer is not None
+        return self._signer.fixed(self._static_headers)
+
+    def _sign(
+        self,
+        message: bytes,
+        headers: bytes,
+        text_values: dict[str, bytes],
+        html_values: dict[str, bytes],
+    ) -> bytes:
+        """``message`` with its DKIM-Signature on top, from the pieces it was made of."""
+        signer = self._signer
+        assert signer is not None
+        # The part headers and boundaries hold no runs of spaces: already canonical.
+        body = self._mime_pieces(
+            self._text.render_relaxed(text_values), self._html.render_relaxed(html_values)
+        )
+        body[0] = body[0][2:]  # the CRLF that ends the header block is not the body's
+        own = headers[len(self._static_headers) :]
+        field = None if self._fixed is None else signer.header_for(self._fixed, own, body)
+        if field is None:
+            return signer(message, b"".join(body))
+        return field + message
 
     def _mime(self, text: bytes, body_html: bytes) -> bytes:
         """The body: both parts between the boundaries (with the CRLF that ends the head)."""
+        return b"".join(self._mime_pieces([text], [body_html]))
+
+    def _mime_pieces(self, text: list[bytes], body_html: list[bytes]) -> list[bytes]:
         b = self._boundary
-        return b"".join(
-            (
-                b"\r\n--" + b + b"\r\n",
-                b'Content-Type: text/plain; charset="utf-8"\r\n',
-                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-                text,
-                b"\r\n--" + b + b"\r\n",
-                b'Content-Type: text/html; charset="utf-8"\r\n',
-                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-                body_html,
-                b"\r\n--" + b + b"--\r\n",
-            )
-        )
+        return [
+            b"\r\n--" + b + b"\r\n"
+            b'Content-Type: text/plain; charset="utf-8"\r\n'
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            *text,
+            b"\r\n--" + b + b"\r\n"
+            b'Content-Type: text/html; charset="utf-8"\r\n'
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            *body_html,
+            b"\r\n--" + b + b"--\r\n",
+        ]
