@@ -267,7 +267,6 @@ class WebSettings(_Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-
         for entry in value:
             try:
                 ipaddress.ip_network(entry, strict=False)
@@ -342,7 +341,6 @@ class DoctorSettings(_Section):
     @field_validator("sending_ips")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
-
         addresses = []
         for entry in value:
             try:
