@@ -36,6 +36,9 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from pydantic import SecretStr
+
+from newsletter.settings import Settings
 
 __all__ = [
     "DROP",
@@ -481,3 +484,18 @@ def fixture_start_smtp_server() -> Iterator[Callable[..., Server]]:
             return stack.enter_context(smtp_server(handler, **kwargs))
 
         yield start
+
+
+#: The [security] secret of tests that check tokens (not the sample config's).
+SECRET = "a-test-secret-that-is-not-the-sample"
+
+
+def relay_settings(settings: Settings, server: Server, **smtp: Any) -> Settings:
+    """``settings`` sending through ``server`` in relay mode (plain, no retry wait)."""
+    relay = {"mode": "relay", "host": server.host, "port": server.port, "security": "none"}
+    return settings.model_copy(
+        update={
+            "smtp": settings.smtp.model_copy(update={**relay, "retry_delay": 0.001, **smtp}),
+            "security": settings.security.model_copy(update={"secret": SecretStr(SECRET)}),
+        }
+    )

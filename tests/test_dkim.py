@@ -20,7 +20,6 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pydantic import SecretStr
 
 from newsletter import load_settings, open_issue
 from newsletter.checks import check_issue
@@ -40,10 +39,9 @@ from newsletter.send.checked import send_checked
 from newsletter.settings import Settings
 from newsletter.store import Store
 from newsletter.subscribers import add
-from tests.smtp_servers import RecordingHandler, Server
+from tests.smtp_servers import SECRET, RecordingHandler, Server, relay_settings
 
 ISSUE = Path("issues/2023-W25.toml")
-SECRET = "a-test-secret-that-is-not-the-sample"
 SELECTOR, DOMAIN = "s2023", "example.org"
 
 
@@ -294,16 +292,6 @@ def test_signed_send_through_a_real_smtp_server(
     dns = dns_for(key)
     for received in server.handler.messages:
         assert dkim.verify(received.content, dnsfunc=dns)
-
-
-def relay_settings(settings: Settings, server: Server, **smtp: Any) -> Settings:
-    relay = {"mode": "relay", "host": server.host, "port": server.port, "security": "none"}
-    return settings.model_copy(
-        update={
-            "smtp": settings.smtp.model_copy(update={**relay, "retry_delay": 0.001, **smtp}),
-            "security": settings.security.model_copy(update={"secret": SecretStr(SECRET)}),
-        }
-    )
 
 
 # -- dkim keygen ---------------------------------------------------------------------------

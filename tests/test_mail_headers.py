@@ -15,10 +15,8 @@ from email.policy import default
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from newsletter import load_settings, open_issue
 from newsletter.errors import ConfigError, InputError
@@ -30,10 +28,9 @@ from newsletter.settings import Settings
 from newsletter.store import Store
 from newsletter.subscribers import add
 from tests.conftest import PINNED_NOW
-from tests.smtp_servers import RecordingHandler, Server
+from tests.smtp_servers import RecordingHandler, Server, relay_settings
 
 ISSUE = Path("issues/2023-W25.toml")
-SECRET = "a-test-secret-that-is-not-the-sample"
 BOUNCES = "bounces@news.example.org"
 PEOPLE = [("ada@example.org", "Ada Lovelace"), ("bob@example.net", "")]
 
@@ -42,16 +39,6 @@ def parse(content: bytes) -> EmailMessage:
     message = email.message_from_bytes(content, policy=default)
     assert isinstance(message, EmailMessage)
     return message
-
-
-def relay_settings(settings: Settings, server: Server, **smtp: Any) -> Settings:
-    relay = {"mode": "relay", "host": server.host, "port": server.port, "security": "none"}
-    return settings.model_copy(
-        update={
-            "smtp": settings.smtp.model_copy(update={**relay, "retry_delay": 0.001, **smtp}),
-            "security": settings.security.model_copy(update={"secret": SecretStr(SECRET)}),
-        }
-    )
 
 
 @pytest.fixture

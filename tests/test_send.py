@@ -31,9 +31,8 @@ from newsletter.settings import Settings
 from newsletter.store import Store
 from newsletter.tokens import verify_token
 from tests.conftest import SAMPLE_ISSUE
-from tests.smtp_servers import DROP, RecordingHandler, Server
+from tests.smtp_servers import DROP, SECRET, RecordingHandler, Server
 
-SECRET = "a-test-secret-that-is-not-the-sample"
 ISSUE = Path("issues/2023-W25.toml")
 
 
