@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import dns.name
 
-from .mailauth import organisational_domain
+from .mailauth import aligned, organisational_domain
 from .resolver import Lookups, NoResolver, Unanswered, parse_nameserver, spf_through
 
 if TYPE_CHECKING:
@@ -305,13 +305,6 @@ def check_dkim(lookups: Lookups, settings: Settings, from_domain: str) -> list[F
 # -- DMARC and alignment -----------------------------------------------------------------------
 
 
-def _aligned(domain: str, from_domain: str, mode: str) -> bool:
-    """DMARC identifier alignment (RFC 7489 3.1): ``s`` exact, ``r`` same organisation."""
-    if mode == "s":
-        return domain.lower() == from_domain.lower()
-    return organisational_domain(domain) == organisational_domain(from_domain)
-
-
 def _find_dmarc(lookups: Lookups, domain: str) -> tuple[str, list[str]]:
     """The DMARC records that govern ``domain``: its own, else its nearest parent's."""
     labels = domain.split(".")
@@ -382,7 +375,7 @@ def _alignment(
     adkim, aspf = tags.get("adkim", "r").lower(), tags.get("aspf", "r").lower()
     strict = {"s": " (the DMARC record asks for strict alignment: the very same domain)"}
     findings: list[Finding] = []
-    dkim_ok = bool(dkim_domain) and _aligned(dkim_domain, from_domain, adkim)
+    dkim_ok = bool(dkim_domain) and aligned(dkim_domain, from_domain, strict=adkim == "s")
     if not dkim_domain:
         message = (
             "newsletter does not sign, so DMARC can only pass on a signature your relay "
@@ -403,7 +396,7 @@ def _alignment(
             "(newsletter doctor prints the record)."
         )
         findings.append(Finding("dkim-alignment", "fail", message, fix))
-    if _aligned(return_path_domain, from_domain, aspf):
+    if aligned(return_path_domain, from_domain, strict=aspf == "s"):
         message = (
             f"The Return-Path domain {return_path_domain} is aligned with the From domain "
             f"{from_domain}."

@@ -54,10 +54,12 @@ def organisational_domain(domain: str) -> str:
     return ".".join(labels[-keep:])
 
 
-def aligned(dkim_domain: str, from_domain: str) -> bool:
-    """DMARC's relaxed alignment: the same organisational domain (or the same name)."""
-    a, b = dkim_domain.lower().rstrip("."), from_domain.lower().rstrip(".")
-    return a == b or organisational_domain(a) == organisational_domain(b)
+def aligned(domain: str, from_domain: str, *, strict: bool = False) -> bool:
+    """DMARC identifier alignment (RFC 7489 3.1): relaxed, the same organisational domain
+    (or the same name); ``strict`` (a DMARC record's ``adkim=s`` / ``aspf=s``), the same
+    name only."""
+    a, b = domain.lower().rstrip("."), from_domain.lower().rstrip(".")
+    return a == b or (not strict and organisational_domain(a) == organisational_domain(b))
 
 
 @dataclass(frozen=True)
