@@ -355,14 +355,14 @@ def contrast(ctx: Context) -> Iterator[Problem]:
     from .palette import theme_keys
 
     theme = ctx.settings.theme
-    seen: dict[tuple[str, str], int] = {}
+    seen: set[tuple[str, str]] = set()
     for result in text_contrast(ctx.tree):
         if not result.ok:
             # One problem per pair of colours: a bad palette fails on every story at once.
             pair = (result.color, result.background)
-            seen[pair] = seen.get(pair, 0) + 1
-            if seen[pair] > 1:
+            if pair in seen:
                 continue
+            seen.add(pair)
             fg = theme_keys(theme, result.color)
             bg = theme_keys(theme, result.background, background=True)
             fix = "darken the text or lighten the background in the template"
