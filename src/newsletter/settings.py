@@ -401,14 +401,80 @@ class DraftSettings(_Section):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        return _check_timezone(value)
 
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            message = f"unknown time zone {value!r} (use a name like Europe/Brussels)"
-            raise ValueError(message) from None
-        return value
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _check_timezone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        message = f"unknown time zone {value!r} (use a name like Europe/Brussels)"
+        raise ValueError(message) from None
+    return value
+
+
+class WeeklySettings(_Section):
+    require_approval: bool = Field(
+        default=False,
+        description="`weekly` sends only an issue approved in the studio (exit 2 otherwise).",
+    )
+    send_at: str = Field(
+        default="",
+        description='When cron or the systemd timer runs `weekly`, e.g. "Fri 09:00" (shown '
+        "in the studio; the schedule itself stays with cron or systemd).",
+    )
+    timezone: str = Field(default="", description="Time zone of send_at; default [draft]'s.")
+
+    @field_validator("send_at")
+    @classmethod
+    def _send_at(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            return value
+        match = re.fullmatch(r"([A-Za-z]{3})[a-z]* (\d{1,2}):(\d{2})", value)
+        day = match[1].lower() if match else ""
+        if not match or day not in _WEEKDAYS or int(match[2]) > 23 or int(match[3]) > 59:
+            raise ValueError(f'{value!r} is not a weekday and a time, e.g. "Fri 09:00"')
+        return f"{day.title()} {int(match[2]):02d}:{match[3]}"
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return _check_timezone(value) if value else value
+
+    def schedule(self) -> tuple[int, int, int] | None:
+        """(weekday 0 = Monday, hour, minute), or None when no schedule is set."""
+        if not self.send_at:
+            return None
+        day, time = self.send_at.split()
+        hour, minute = time.split(":")
+        return _WEEKDAYS.index(day.lower()), int(hour), int(minute)
+
+
+class StudioSettings(_Section):
+    auth: Literal["accounts", "none"] = Field(
+        default="accounts",
+        description='"accounts" (staff log in), or "none": one person on their own '
+        "computer, allowed only on a loopback address.",
+    )
+    test_addresses: list[EmailStr] = Field(
+        default_factory=list, description='Where "Send test" goes unless other addresses are typed.'
+    )
+    session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="A login lasts this long."
+    )
+    logins_per_hour: int = Field(
+        default=10, ge=1, description="Failed logins allowed per client address and per account."
+    )
+    secure_cookies: bool | None = Field(
+        default=None,
+        description="Mark the session cookie Secure; default: when the request came over https.",
+    )
 
 
 class CollectSettings(_Section):
@@ -527,6 +593,8 @@ class Settings(BaseSettings):
     collect: CollectSettings = CollectSettings()
     draft: DraftSettings = DraftSettings()
     theme: ThemeSettings = ThemeSettings()
+    weekly: WeeklySettings = WeeklySettings()
+    studio: StudioSettings = StudioSettings()
 
     #: Folder holding the config file; relative paths are resolved against it.
     root: Path = Field(default=Path("."), exclude=True)

@@ -4,7 +4,8 @@ One file, WAL mode, a busy timeout, and a schema version migrated forward on ope
 Every multi-row change is one transaction, so a crash leaves the store as it was.
 Each table has one module that owns its SQL: ``subscribers`` in ``subscribers.py``,
 ``campaigns`` and ``deliveries`` (the send ledger and lease) in ``ledger.py``, ``items``,
-``source_state`` and ``issue_items`` in ``library.py``, ``throttle`` in ``throttle.py``.
+``source_state`` and ``issue_items`` in ``library.py``, ``throttle`` in ``throttle.py``,
+``staff``, ``staff_sessions`` and ``audit`` in ``studio/accounts.py``.
 """
 
 from __future__ import annotations
@@ -143,6 +144,42 @@ _MIGRATIONS: list[str] = [
     # (Mailchimp's FNAME, "First name"), never guessed from a full name's first word.
     """
     ALTER TABLE subscribers ADD COLUMN first_name TEXT NOT NULL DEFAULT '';
+    """,
+    # 8: the studio. Staff accounts (a password hash, never the password), their login
+    # sessions (only a hash of the cookie's token is kept), the audit log; and when each
+    # status change happened, for the list's growth over time (earlier changes stay '').
+    """
+    CREATE TABLE staff (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        role TEXT NOT NULL CHECK (role IN ('editor', 'sender', 'admin')),
+        password_hash TEXT NOT NULL,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );
+    CREATE TABLE staff_sessions (
+        token_hash TEXT PRIMARY KEY,
+        staff_id INTEGER NOT NULL REFERENCES staff(id) ON DELETE CASCADE,
+        created TEXT NOT NULL,
+        expires REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        who TEXT NOT NULL,
+        action TEXT NOT NULL,
+        what TEXT NOT NULL DEFAULT ''
+    );
+    ALTER TABLE status_changes ADD COLUMN at TEXT NOT NULL DEFAULT '';
+    DROP TRIGGER subscribers_status_changed;
+    CREATE TRIGGER subscribers_status_changed AFTER UPDATE OF status ON subscribers
+    WHEN OLD.status IS NOT NEW.status
+    BEGIN
+        INSERT INTO status_changes (subscriber_id, status, at)
+        VALUES (NEW.id, NEW.status, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));
+    END;
+    CREATE INDEX status_changes_at ON status_changes(status, at);
+    CREATE INDEX subscribers_created ON subscribers(created);
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
