@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -120,6 +120,23 @@ DKIM_ON = [
     config('selector = ""', 'selector = "news"\nkey_file = "keys/dkim.pem"'),
 ]
 KEYGEN = ("dkim", "keygen", "--selector", "s1", "--domain", "example.org")
+
+
+def _table_key(section: str, key: str, value: str) -> Callable[[Path], None]:
+    """Set ``key = value`` in config.toml's [section], whether or not the file has the table."""
+
+    def apply(project: Path) -> None:
+        path = project / "config.toml"
+        text = path.read_text(encoding="utf-8")
+        head, found, rest = text.partition(f"\n[{section}]\n")
+        if not found:
+            config_append(f"[{section}]\n{key} = {value}")(project)
+            return
+        body, next_table, tail = rest.partition("\n[")
+        body = re.sub(rf"(?m)^{key}\s*=.*\n?", "", body)
+        path.write_text(f"{head}{found}{key} = {value}\n{body}{next_table}{tail}", encoding="utf-8")
+
+    return apply
 
 
 def _source(name: str, kind: str, location: str, extra: str = "") -> str:
@@ -643,6 +660,35 @@ CASES: list[Case] = [
         BUILD,
         ("timezone",),
         setup=[config('timezone = "UTC"', 'timezone = "Mars/Olympus_Mons"')],
+    ),
+    # -- config.toml: the schedule and the studio ----------------------------------------------
+    Case(
+        "config-weekly-send-at-not-a-time",
+        "config",
+        ("weekly", "--week", WEEK),
+        ("config.toml", "[weekly] send_at", "Friday at nine"),
+        setup=[_table_key("weekly", "send_at", '"Friday at nine"')],
+    ),
+    Case(
+        "config-weekly-timezone-unknown",
+        "config",
+        ("weekly", "--week", WEEK),
+        ("config.toml", "[weekly] timezone", "Mars/Olympus_Mons"),
+        setup=[_table_key("weekly", "timezone", '"Mars/Olympus_Mons"')],
+    ),
+    Case(
+        "config-studio-auth-unknown",
+        "config",
+        BUILD,
+        ("config.toml", "[studio] auth"),
+        setup=[_table_key("studio", "auth", '"password"')],
+    ),
+    Case(
+        "config-studio-test-address-invalid",
+        "config",
+        BUILD,
+        ("config.toml", "[studio] test_addresses"),
+        setup=[_table_key("studio", "test_addresses", '["not-an-address"]')],
     ),
     Case(
         "config-draft-section-limit-zero",

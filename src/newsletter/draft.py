@@ -121,6 +121,8 @@ def render_draft(draft: Draft, number: int) -> str:
         f"number = {number}",
         f"week = {_toml(draft.week)}",
         f"date = {min(end - dt.timedelta(days=2), max(start, dt.date.today()))}",
+        '# Approving in the studio sets this; typing "approved" here does not approve it.',
+        'status = "draft"',
         f"subject = {_toml(lead['title'] if lead else 'This week')}",
         f"preheader = {_toml(_preheader(draft))}",
         "# Write a few sentences to open the issue (Markdown allowed).",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -23,6 +24,7 @@ from .errors import InputError
 from .normalise import is_web_url
 
 __all__ = [
+    "APPROVAL_KEYS",
     "PREHEADER_MAX",
     "SUBJECT_MAX",
     "Image",
@@ -41,6 +43,10 @@ PREHEADER_MAX = 150
 SUBJECT_MAX = 200
 #: The From display name of every message.
 NEWSLETTER_NAME_MAX = 200
+
+#: The top-level keys that record an approval; they are not the issue's content, so an
+#: approval's hash leaves them out (see :mod:`newsletter.approval`).
+APPROVAL_KEYS = ("status", "approved_by", "approved_at", "approved_hash")
 
 _WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 _KIND = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -244,6 +250,14 @@ class Issue(_Model):
     intro: str = ""
     lead: Item | None = None
     sections: list[Section] = Field(default_factory=list)
+    #: "draft" or "approved" (anything else is refused, with the line). An approval counts
+    #: only while ``approved_hash`` matches the content
+    #: (:func:`newsletter.approval.approval_of`); a hand-typed "approved" does not.
+    status: Literal["draft", "approved"] = "draft"
+    #: Who approved the issue, when, and the content hash they approved ("sha256:<hex>").
+    approved_by: str = ""
+    approved_at: dt.datetime | None = None
+    approved_hash: str = ""
 
     @field_validator("week")
     @classmethod

@@ -9,12 +9,13 @@ this module holds the SQL (on ``subscribers``, and an import's TEMP staging tabl
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .addresses import (
     NAME_MAX,
@@ -31,17 +32,23 @@ from .tokens import verify_token
 
 __all__ = [
     "NAME_MAX",
+    "SEARCH_MAX",
     "STATUSES",
     "ImportReport",
     "Subscriber",
+    "WeekGrowth",
     "add",
+    "by_id",
     "by_token",
     "confirm",
+    "counts_by_status",
     "delete",
     "get",
+    "growth_by_week",
     "import_csv",
     "iter_subscribers",
     "normalise_email",
+    "search",
     "unsubscribe_address",
     "unsubscribe_by_token",
 ]
@@ -139,6 +146,134 @@ def iter_subscribers(store: Store, status: str | None = None) -> Iterator[Subscr
         yield Subscriber.from_row(row)
 
 
+# -- the studio's subscribers page: counts, search, the list's growth -------------------------
+
+
+#: The longest search text: no address (254) or name (NAME_MAX) is longer.
+SEARCH_MAX = 254
+
+
+def counts_by_status(store: Store) -> dict[str, int]:
+    """Subscribers per status, every status present (0 when none), in :data:`STATUSES` order.
+
+    Counted in the ``subscribers_status`` index, never the table's rows.
+    """
+    found = dict.fromkeys(STATUSES, 0)
+    for status, count in store.db.execute(
+        "SELECT status, count(*) FROM subscribers INDEXED BY subscribers_status GROUP BY status"
+    ):
+        found[str(status)] = int(count)
+    return found
+
+
+def _like_pattern(text: str) -> str:
+    r"""``%text%`` for ``LIKE ... ESCAPE '\'``: ``%``, ``_`` and ``\`` in ``text`` match
+    themselves, not any run or any character."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search(
+    store: Store, query: str = "", status: str | None = None, after_id: int = 0, limit: int = 50
+) -> list[Subscriber]:
+    """Up to ``limit`` subscribers with ``id > after_id``, in id order, whose address or
+    name contains ``query`` (surrounding spaces ignored; "" matches everyone), with
+    ``status`` if given. The next page starts after the last id returned.
+
+    The match is case-insensitive for ASCII letters (SQLite's LIKE: ``ADA`` finds
+    ``ada@example.org``, but ``É`` does not find ``é``); ``%``, ``_`` and ``\\`` are
+    literal. Keyset pagination reads forward from ``after_id`` along the primary key (or
+    the ``subscribers_status`` index for a status, but for active with a text), and stops
+    at the page's last match: a common text costs a few rows; a rare or absent one reads
+    the rest of the table once (``bench/subscriber_search.py`` times it at 100,000).
+
+    A :class:`Subscriber` holds its token: a page gets :meth:`Subscriber.public` (and the
+    id), never the object itself.
+    """
+    if status is not None and status not in STATUSES:
+        raise SubscriberError(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
+    if not 1 <= limit <= 1000:
+        raise SubscriberError(f"page size {limit} is out of range (1 to 1000)")
+    text = query.strip()
+    if len(text) > SEARCH_MAX:
+        raise SubscriberError(f"search text is too long (at most {SEARCH_MAX} characters)")
+    where: list[str] = ["id > ?"]
+    args: list[object] = [max(after_id, 0)]
+    if status is not None:
+        # Active is most of a list: with a text to match, reading the table along its key
+        # beats a look-up per row from the status index (the unary + keeps the index out).
+        # The other statuses are a minority: their index range is the short way.
+        where.append("+status = ?" if text and status == "active" else "status = ?")
+        args.append(status)
+    if text:
+        pattern = _like_pattern(text)
+        where.append("(email LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\')")
+        args += [pattern, pattern]
+    rows = store.db.execute(
+        f"SELECT * FROM subscribers WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+        [*args, limit],
+    )
+    return [Subscriber.from_row(row) for row in rows]
+
+
+class WeekGrowth(NamedTuple):
+    """One ISO week of the list's growth (weeks run Monday to Sunday, in UTC)."""
+
+    #: The ISO week, as issue files name it: ``2023-W25``.
+    week: str
+    #: Who became an active subscriber that week: new rows (added, imported, or confirmed
+    #: on the web: the double opt-in adds a row only once confirmed) and returning ones
+    #: (resubscribed: a status change back to active).
+    confirmed: int
+    #: Status changes to unsubscribed that week (someone who left twice counts twice).
+    unsubscribed: int
+
+
+def _monday(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+# One row per week from the first Monday to the last: each figure is a count over one range
+# of an index (``subscribers_created``, ``status_changes_at``), so the cost follows the weeks
+# asked for and the rows inside them, never the whole table. Times compare as text: every
+# stored time starts YYYY-MM-DD and a status change made before schema 8 has at = ''.
+_GROWTH_SQL = """
+WITH RECURSIVE weeks(start) AS (
+    SELECT ? UNION ALL SELECT date(start, '+7 days') FROM weeks WHERE start < ?
+)
+SELECT start,
+    (SELECT count(*) FROM subscribers INDEXED BY subscribers_created
+        WHERE created >= start AND created < date(start, '+7 days'))
+    + (SELECT count(*) FROM status_changes INDEXED BY status_changes_at
+        WHERE status = 'active' AND at >= start AND at < date(start, '+7 days')),
+    (SELECT count(*) FROM status_changes INDEXED BY status_changes_at
+        WHERE status = 'unsubscribed' AND at >= start AND at < date(start, '+7 days'))
+FROM weeks ORDER BY start
+"""
+
+
+def growth_by_week(store: Store, since: dt.date, until: dt.date | None = None) -> list[WeekGrowth]:
+    """The list's growth per ISO week, from the week holding ``since`` to the week holding
+    ``until`` (default: today, UTC), both included; every week present, 0 when quiet.
+
+    ``confirmed`` counts subscribers by the week their row was created, whatever their
+    status now, plus resubscriptions; ``unsubscribed`` counts changes by the time the
+    status-change trigger recorded (changes made before schema 8 have no time and are
+    left out). A forgotten subscriber (erasure) is gone from both.
+    """
+    first = _monday(since)
+    last = _monday(until or dt.datetime.now(dt.UTC).date())
+    if first > last:
+        return []
+    rows = store.db.execute(_GROWTH_SQL, (first.isoformat(), last.isoformat()))
+    growth = []
+    for start, joined, left in rows:
+        # As models.iso_week (not imported here: models loads pydantic).
+        year, week, _ = dt.date.fromisoformat(start).isocalendar()
+        growth.append(WeekGrowth(f"{year}-W{week:02d}", int(joined), int(left)))
+    return growth
+
+
 def set_status(store: Store, subscriber_id: int, status: str) -> None:
     with store.transaction() as db:
         db.execute(
@@ -203,6 +338,12 @@ def _unsubscribe(store: Store, found: Subscriber) -> Subscriber:
     if found.status == "active":
         set_status(store, found.id, "unsubscribed")
     return get(store, found.email) or found
+
+
+def by_id(store: Store, subscriber_id: int) -> Subscriber | None:
+    """The subscriber with this row id (a staff page's buttons name them by id)."""
+    row = store.db.execute("SELECT * FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
+    return Subscriber.from_row(row) if row else None
 
 
 def by_token(store: Store, token_id: str) -> Subscriber | None:

@@ -11,7 +11,7 @@ import time
 
 from .store import Store
 
-__all__ = ["allow"]
+__all__ = ["allow", "count"]
 
 #: Rows older than this are deleted: longer than any window in use.
 KEEP_SECONDS = 2 * 24 * 3600.0
@@ -30,3 +30,12 @@ def allow(store: Store, key: str, limit: int, window: float, now: float | None =
             return False
         db.execute("INSERT INTO throttle (key, at) VALUES (?, ?)", (key, now))
     return True
+
+
+def count(store: Store, key: str, window: float, now: float | None = None) -> int:
+    """Events recorded for ``key`` in the last ``window`` seconds; records nothing."""
+    now = time.time() if now is None else now
+    (found,) = store.db.execute(
+        "SELECT count(*) FROM throttle WHERE key = ? AND at > ?", (key, now - window)
+    ).fetchone()
+    return int(found)

@@ -32,6 +32,7 @@ COMMANDS = {
     "weekly": "send:weekly",
     "serve": "web:serve",
     "publish": "web:publish",
+    "studio": "studio:studio_group",
     "doctor": "doctor:doctor",
     "subscribers": "subscribers:subscribers_group",
     "unsubscribe": "subscribers:unsubscribe",

@@ -237,7 +237,8 @@ def weekly(week: str | None, force: bool, settings: Settings) -> None:
     Uses issues/<week>.toml, builds it if needed, and sends to everyone who has not had
     it. It runs the pre-send checks first and refuses on errors (--force overrides).
     Running it again sends nothing and says so; the exit code is 0 only when everyone
-    has it.
+    has it. With [weekly] require_approval = true it sends only an issue approved in
+    the studio, and otherwise exits 2 with one line saying why.
 
     \b
     Example (crontab, Fridays 09:00):

@@ -60,8 +60,9 @@ class Guard:
     security headers on every response, errors included (a 500 page gets them from the
     page itself: see :func:`add_security_headers`)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY, csp: str = CSP) -> None:
+        # The studio takes bigger bodies (a CSV upload) and allows its own script.
+        self.app, self.max_body, self.csp = app, max_body, csp.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,14 +75,14 @@ class Guard:
                 names = {name.lower() for name, _ in headers}
                 headers += [(n, v) for n, v in HEADERS if n not in names]
                 if b"content-security-policy" not in names:
-                    headers.append((b"content-security-policy", CSP.encode()))
+                    headers.append((b"content-security-policy", self.csp))
                 message = {**message, "headers": headers}
             await send(message)
 
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send_with_headers)
             return
-        body = await _read_body(scope, receive)
+        body = await _read_body(scope, receive, self.max_body)
         if isinstance(body, Response):
             await body(scope, receive, send_with_headers)
             return
@@ -97,12 +98,12 @@ class Guard:
         await self.app(scope, replay, send_with_headers)
 
 
-async def _read_body(scope: Scope, receive: Receive) -> bytes | Response:
+async def _read_body(scope: Scope, receive: Receive, max_body: int) -> bytes | Response:
     """The whole request body, or the response that refuses it (413 too big, 408 too slow)."""
     headers = dict(scope.get("headers", []))
     declared = headers.get(b"content-length", b"")
     too_big = PlainTextResponse("Request too large.\n", status_code=413)
-    if declared and (not declared.isdigit() or int(declared) > MAX_BODY):
+    if declared and (not declared.isdigit() or int(declared) > max_body):
         return too_big
     chunks: list[bytes] = []
     size = 0
@@ -114,7 +115,7 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes | Response:
                     return PlainTextResponse("", status_code=400)
                 chunk = message.get("body", b"")
                 size += len(chunk)
-                if size > MAX_BODY:
+                if size > max_body:
                     return too_big
                 chunks.append(chunk)
                 if not message.get("more_body", False):
@@ -152,27 +153,29 @@ def _form_token(secret: str, cookie: str) -> str:
     return hmac.new(secret.encode(), b"csrf:" + cookie.encode(), hashlib.sha256).hexdigest()
 
 
-def csrf_token(request: Request, secret: str) -> tuple[str, str]:
+def csrf_token(request: Request, secret: str, name: str = CSRF_COOKIE) -> tuple[str, str]:
     """(the token for a form on this page, the cookie value it is bound to).
 
     Double submit: the cookie is random and SameSite=Strict, the form carries its HMAC.
     Another site can make a browser post our form, but cannot read or set the cookie.
     """
-    cookie = request.cookies.get(CSRF_COOKIE, "")
+    cookie = request.cookies.get(name, "")
     if not (16 <= len(cookie) <= 64 and cookie.isascii()):
         cookie = secrets.token_urlsafe(24)
     return _form_token(secret, cookie), cookie
 
 
-def set_csrf_cookie(response: Response, cookie: str, path: str, secure: bool) -> None:
-    response.set_cookie(
-        CSRF_COOKIE, cookie, path=path, secure=secure, httponly=True, samesite="strict"
-    )
+def set_csrf_cookie(
+    response: Response, cookie: str, path: str, secure: bool, name: str = CSRF_COOKIE
+) -> None:
+    response.set_cookie(name, cookie, path=path, secure=secure, httponly=True, samesite="strict")
 
 
-def csrf_ok(request: Request, submitted: str, secrets_: Sequence[str]) -> bool:
+def csrf_ok(
+    request: Request, submitted: str, secrets_: Sequence[str], name: str = CSRF_COOKIE
+) -> bool:
     """Whether a form's token matches this browser's cookie (any current or previous secret)."""
-    cookie = request.cookies.get(CSRF_COOKIE, "")
+    cookie = request.cookies.get(name, "")
     if not cookie or not submitted or len(submitted) > 200:
         return False
     matched = [hmac.compare_digest(_form_token(s, cookie), submitted) for s in secrets_]

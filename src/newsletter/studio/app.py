@@ -1,0 +1,179 @@
+"""The studio's ASGI app: its routes, sign-in, and the guard every request passes.
+
+``create_app(settings)`` builds it for one project; ``newsletter.studio.app:app`` builds it
+from ``$NEWSLETTER_CONFIG`` for any ASGI server. It serves none of the public routes:
+deploy it apart from ``newsletter serve`` (another port, or another host), reachable by
+staff only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from ..settings import Settings, load_settings
+from ..web import _WeekConvertor  # noqa: F401  (registers the isoweek convertor)
+from ..web.guard import Guard
+from . import accounts
+from .base import CSP, CSRF_COOKIE, SESSION_COOKIE, Form, Staff, Studio, field, read_form, redirect
+from .history import ReportRoutes
+from .people import PeopleRoutes
+from .week import WeekRoutes
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("newsletter.studio")
+STATIC = Path(__file__).resolve().parent / "static"
+#: A CSV import is the biggest thing the studio takes.
+MAX_BODY = 9 * 1024 * 1024
+
+
+class _ProjectFiles(StaticFiles):
+    """The project's static folder (the preview's images), minus hidden files."""
+
+    def get_path(self, scope: Scope) -> str:
+        path = str(super().get_path(scope))
+        if any(part.startswith(".") for part in Path(path).parts):
+            raise HTTPException(status_code=404)
+        return path
+
+
+def _safe_next(target: str) -> str:
+    # Only a path on this site: never //evil.example or https://evil.example.
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+def create_app(settings: Settings) -> Starlette:
+    studio = Studio(settings)
+    week = WeekRoutes(studio)
+    people = PeopleRoutes(studio)
+    reports = ReportRoutes(studio)
+
+    async def login(request: Request) -> Response:
+        target = _safe_next(request.query_params.get("next", "/"))
+        if settings.studio.auth == "none":
+            return redirect(target)
+        if request.method == "GET":
+            return studio.render(request, "login.html", title="Sign in", next=target)
+        form = await read_form(request)
+        from ..web.guard import csrf_ok
+
+        if not csrf_ok(request, field(form, "csrf"), studio.secrets, CSRF_COOKIE):
+            return studio.render(
+                request, "login.html", status_code=403, title="Sign in", next=target,
+                error="The form had expired. Please sign in again.",
+            )  # fmt: skip
+        name = field(form, "name").strip()[:64]
+        try:
+            with studio.store() as store:
+                found = accounts.login(
+                    store, name, field(form, "password"), studio.client(request),
+                    settings.studio.logins_per_hour,
+                )  # fmt: skip
+                token = (
+                    accounts.new_session(store, found, settings.studio.session_hours)
+                    if found
+                    else ""
+                )
+                if found:
+                    accounts.audit(store, found.name, "login", studio.client(request))
+        except accounts.LoginRefused:
+            return studio.render(
+                request, "login.html", status_code=429, title="Sign in", next=target, name=name,
+                error="Too many failed sign-ins. Wait an hour, or ask an admin.",
+            )  # fmt: skip
+        if not found:
+            return studio.render(
+                request, "login.html", status_code=401, title="Sign in", next=target, name=name,
+                error="That name and password do not match.",
+            )  # fmt: skip
+        response = redirect(_safe_next(field(form, "next") or target))
+        response.set_cookie(
+            SESSION_COOKIE, token, max_age=int(settings.studio.session_hours * 3600),
+            path="/", httponly=True, samesite="lax", secure=studio.secure(request),
+        )  # fmt: skip
+        return response
+
+    @studio.route("view")
+    async def logout(request: Request, user: Staff, form: Form) -> Response:
+        token = request.cookies.get(SESSION_COOKIE, "")
+        with studio.store() as store:
+            accounts.end_session(store, token)
+            accounts.audit(store, user.name, "logout")
+        response = redirect("/login")
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    async def stylesheet(request: Request) -> Response:
+        return FileResponse(STATIC / "studio.css", headers={"cache-control": "max-age=300"})
+
+    async def script(request: Request) -> Response:
+        return FileResponse(STATIC / "studio.js", headers={"cache-control": "max-age=300"})
+
+    view, compose, approve = studio.route("view"), studio.route("compose"), studio.route("approve")
+    send, people_ = studio.route("send"), studio.route("subscribers")
+    upload = studio.route("subscribers", form=True)
+    routes: list[Route | Mount] = [
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/_/studio.css", stylesheet),
+        Route("/_/studio.js", script),
+        Route("/", view(lambda r, u, f: week.home(r))),
+        Route("/week/{week:isoweek}", view(week.show)),
+        Route("/week/{week:isoweek}/edit", compose(week.edit), methods=["POST"]),
+        Route("/week/{week:isoweek}/draft", compose(week.draft), methods=["POST"]),
+        Route("/week/{week:isoweek}/collect", compose(week.collect), methods=["POST"]),
+        Route("/week/{week:isoweek}/approve", approve(week.approve), methods=["POST"]),
+        Route("/week/{week:isoweek}/preview", view(week.preview)),
+        Route("/week/{week:isoweek}/test", compose(week.test), methods=["POST"]),
+        Route("/week/{week:isoweek}/send", send(week.confirm)),
+        Route("/week/{week:isoweek}/send", send(week.send), methods=["POST"]),
+        Route("/week/{week:isoweek}/progress", view(week.progress)),
+        Route("/week/{week:isoweek}/progress.json", view(week.progress)),
+        Route("/reports", view(reports.index)),
+        Route("/reports/{week:isoweek}", view(reports.issue)),
+        Route("/subscribers", people_(people.subscribers)),
+        Route("/subscribers/add", people_(people.add), methods=["POST"]),
+        Route("/subscribers/import", upload(people.import_csv), methods=["POST"]),
+        Route("/subscribers/export", people_(people.export)),
+        Route("/subscribers/{id:int}/unsubscribe", people_(people.unsubscribe), methods=["POST"]),
+        Route("/audit", view(people.audit)),
+        Route("/staff", studio.route("accounts")(people.staff)),
+        Route("/staff", studio.route("accounts")(people.staff_change), methods=["POST"]),
+    ]
+    if settings.static_dir.is_dir():
+        routes.append(Mount("/files", app=_ProjectFiles(directory=settings.static_dir)))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        titles = {404: "Page not found", 405: "Method not allowed", 400: "Bad request"}
+        return studio.error(request, status, titles.get(status, "Something went wrong"),
+                            "Go back to the week page and try again.")  # fmt: skip
+
+    handlers: dict[Any, Any] = {HTTPException: http_error, 500: http_error}
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    app.add_middleware(Guard, max_body=MAX_BODY, csp=CSP)
+    app.state.studio = studio
+    if settings.studio.auth == "none":
+        log.warning('[studio] auth = "none": anyone who can reach this address is an admin')
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return create_app(load_settings(os.environ.get("NEWSLETTER_CONFIG", "config.toml")))
+    raise AttributeError(name)
