@@ -230,7 +230,8 @@ def test_a_bad_value_is_refused_and_the_file_kept(site: StudioSite) -> None:
 def test_a_file_changed_on_disk_is_not_overwritten(site: StudioSite) -> None:
     client = site.signed_in("eddie")
     page = site.page(client)
-    hand = site.issue.read_text().replace("Welcome to this week", "Hand-edited: welcome to this week")
+    text = site.issue.read_text()
+    hand = text.replace("Welcome to this week", "Hand-edited: welcome to this week")
     site.issue.write_text(hand)
     response = client.post(
         f"/week/{WEEK}/edit",
@@ -430,11 +431,10 @@ def test_an_admin_manages_staff_and_it_is_audited(site: StudioSite) -> None:
     client = site.signed_in("ada")
     page = site.page(client, "/staff")
     csrf = csrf_of(page.text)
-    add = client.post("/staff", data={"csrf": csrf, "op": "add", "name": "newbie",
-                                      "password": "a long enough one", "role": "editor"})  # fmt: skip
+    new = {"op": "add", "name": "newbie", "password": "a long enough one", "role": "editor"}
+    add = client.post("/staff", data={"csrf": csrf, **new})
     assert add.status_code == 303
-    short = client.post("/staff", data={"csrf": csrf, "op": "add", "name": "x",
-                                        "password": "short", "role": "editor"})  # fmt: skip
+    short = client.post("/staff", data={"csrf": csrf, **new, "name": "x", "password": "short"})
     assert short.status_code == 200 and "12" in short.text
     client.post("/staff", data={"csrf": csrf, "op": "remove", "name": "newbie"})
     actions = [(e.action, e.what) for e in site.audit()]
