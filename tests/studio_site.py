@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomlkit
 from starlette.testclient import TestClient
 
 from newsletter import subscribers
@@ -90,11 +91,15 @@ class StudioSite:
 
 
 def make_site(project: Path, **config: str) -> StudioSite:
-    """The sample project with staff and subscribers; ``config`` appends TOML lines."""
+    """The sample project with staff and subscribers; ``config`` sets keys of sections:
+    ``make_site(project, studio='auth = "none"')``."""
     if config:
-        with (project / "config.toml").open("a", encoding="utf-8") as fh:
-            for section, body in config.items():
-                fh.write(f"\n[{section}]\n{body}\n")
+        path = project / "config.toml"
+        document = tomlkit.parse(path.read_text(encoding="utf-8"))
+        for section, body in config.items():
+            table = document.setdefault(section, tomlkit.table())
+            table.update(tomlkit.parse(body))
+        path.write_text(tomlkit.dumps(document), encoding="utf-8")
     settings = load_settings(project / "config.toml")
     with Store(settings.store_path) as store:
         for name, role in STAFF.items():

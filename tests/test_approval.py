@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import tomlkit
 
 from newsletter.approval import (
     Approval,
@@ -143,8 +144,12 @@ def approval_project(project: Path) -> Path:
     )
     imported = run_newsletter(project, "subscribers", "import", "subscribers.csv")
     assert imported.returncode == 0, imported.stderr
-    with (project / "config.toml").open("a", encoding="utf-8") as config:
-        config.write('\n[weekly]\nrequire_approval = true\nsend_at = "Fri 09:00"\n')
+    config = project / "config.toml"
+    settings = tomlkit.parse(config.read_text(encoding="utf-8"))  # with or without [weekly]
+    weekly = settings.setdefault("weekly", tomlkit.table())
+    weekly["require_approval"] = True
+    weekly["send_at"] = "Fri 09:00"
+    config.write_text(tomlkit.dumps(settings), encoding="utf-8")
     return project
 
 

@@ -435,7 +435,7 @@ def test_an_admin_manages_staff_and_it_is_audited(site: StudioSite) -> None:
     add = client.post("/staff", data={"csrf": csrf, **new})
     assert add.status_code == 303
     short = client.post("/staff", data={"csrf": csrf, **new, "name": "x", "password": "short"})
-    assert short.status_code == 200 and "12" in short.text
+    assert short.status_code == 400 and "12" in short.text
     client.post("/staff", data={"csrf": csrf, "op": "remove", "name": "newbie"})
     actions = [(e.action, e.what) for e in site.audit()]
     assert ("user-add", "newbie as editor") in actions
@@ -454,3 +454,27 @@ def test_auth_none_serves_only_this_computer(project: Path) -> None:
         assert proxied.status_code == 403
     with site.client(client=("203.0.113.9", 5000)) as client:
         assert client.get(f"/week/{WEEK}").status_code == 403
+
+
+def test_behind_a_trusted_https_proxy_the_cookie_is_secure(project: Path) -> None:
+    site = make_site(project, web='trusted_proxies = ["127.0.0.1"]')
+    for peer, secure in (("127.0.0.1", True), ("203.0.113.9", False)):
+        with site.client(client=(peer, 5000)) as client:
+            page = client.get("/login")
+            response = client.post(
+                "/login",
+                data={"name": "ada", "password": PASSWORD, "csrf": csrf_of(page.text)},
+                headers={"x-forwarded-proto": "https"},
+            )
+            assert response.status_code == 303
+            assert ("Secure" in response.headers["set-cookie"]) is secure, peer
+
+
+def test_studio_with_auth_none_refuses_a_public_address(project: Path) -> None:
+    from tests.cli_process import run_newsletter
+
+    make_site(project, studio='auth = "none"')
+    result = run_newsletter(project, "studio", "--host", "0.0.0.0", "--port", "8999")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "loopback" in lines[0] and "Traceback" not in result.stderr

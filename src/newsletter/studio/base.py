@@ -50,6 +50,14 @@ Handler = Callable[[Request], Awaitable[Response]]
 Endpoint = Callable[[Request, Staff, Form], Awaitable[Response]]
 
 
+def _trusted(peer: str, proxies: list[str]) -> bool:
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -82,8 +90,16 @@ class Studio:
     # -- who is asking ------------------------------------------------------------------
 
     def secure(self, request: Request) -> bool:
+        """Whether cookies get Secure: configured, else whether the browser used https
+        (directly, or as a trusted proxy says in X-Forwarded-Proto)."""
         configured = self.settings.studio.secure_cookies
-        return request.url.scheme == "https" if configured is None else configured
+        if configured is not None:
+            return configured
+        if request.url.scheme == "https":
+            return True
+        peer = request.client.host if request.client else ""
+        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        return proto == "https" and _trusted(peer, self.settings.web.trusted_proxies)
 
     def user(self, request: Request) -> accounts.Staff | None:
         if self.settings.studio.auth == "none":
@@ -123,6 +139,7 @@ class Studio:
                 if request.method == "POST":
                     data = await read_form(request, files=form)
                     if not csrf_ok(request, field(data, "csrf"), self.secrets, CSRF_COOKIE):
+                        await data.close()  # an upload's temporary files, unread
                         return self.error(
                             request, 403, "Please try again",
                             "The form had expired, or your browser did not send its cookie. "

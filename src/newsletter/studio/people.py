@@ -46,7 +46,7 @@ class PeopleRoutes:
     # -- subscribers ---------------------------------------------------------------------
 
     async def subscribers(
-        self, request: Request, user: Staff, form: Form, **extra: Any
+        self, request: Request, user: Staff, form: Form, status_code: int = 200, **extra: Any
     ) -> Response:
         query = request.query_params.get("q", "")[:200]
         status = request.query_params.get("status", "")
@@ -59,6 +59,7 @@ class PeopleRoutes:
         rows = rows[:PAGE]
         return self.studio.render(
             request, "subscribers.html", user=user, title="Subscribers", counts=counts,
+            status_code=status_code,
             rows=[_row(r) for r in rows], q=query, status=status,
             next_after=rows[-1].id if more and rows else 0, first_page=after == 0,
             statuses=subscribers.STATUSES, **extra,
@@ -73,7 +74,7 @@ class PeopleRoutes:
                     first_name=" ".join(field(form, "first_name").split()),
                 )  # fmt: skip
         except (NewsletterError, ValueError) as exc:
-            return await self.subscribers(request, user, form, error=f"{email}: {exc}")
+            return await self.subscribers(request, user, form, 400, error=f"{email}: {exc}")
         self.studio.audit(user, "add-subscriber", added.email)
         return redirect(f"/subscribers?added={added.id}")
 
@@ -91,7 +92,7 @@ class PeopleRoutes:
         upload = form.get("file") if form is not None else None
         if not isinstance(upload, UploadFile) or not upload.filename:
             await _close(form)
-            return await self.subscribers(request, user, form, error="choose a CSV file")
+            return await self.subscribers(request, user, form, 400, error="choose a CSV file")
         name = Path(upload.filename).name
         handle, temp = tempfile.mkstemp(suffix=".csv")
         try:
@@ -109,7 +110,9 @@ class PeopleRoutes:
                 # The problems name the uploaded file, not the temporary copy.
                 report = subscribers.import_csv(store, Path(temp), source=f"studio:{user.name}")
         except NewsletterError as exc:
-            return await self.subscribers(request, user, form, error=str(exc).replace(temp, name))
+            return await self.subscribers(
+                request, user, form, 400, error=str(exc).replace(temp, name)
+            )
         finally:
             await _close(form)
             os.unlink(temp)
@@ -149,12 +152,14 @@ class PeopleRoutes:
             next_before=entries[-1].id if more and entries else 0,
         )  # fmt: skip
 
-    async def staff(self, request: Request, user: Staff, form: Form, **extra: Any) -> Response:
+    async def staff(
+        self, request: Request, user: Staff, form: Form, status_code: int = 200, **extra: Any
+    ) -> Response:
         with self.studio.store() as store:
             users = accounts.list_users(store)
         return self.studio.render(
             request, "staff.html", user=user, title="Staff", users=users, roles=accounts.ROLES,
-            **extra,
+            status_code=status_code, **extra,
         )  # fmt: skip
 
     async def staff_change(self, request: Request, user: Staff, form: Form) -> Response:
@@ -172,7 +177,7 @@ class PeopleRoutes:
                 else:
                     raise NewsletterError(f"unknown change {op!r}")
         except NewsletterError as exc:
-            return await self.staff(request, user, form, error=str(exc))
+            return await self.staff(request, user, form, 400, error=str(exc))
         action = {"add": "user-add", "role": "user-role", "remove": "user-remove"}[op]
         self.studio.audit(
             user, action, name + (f" as {field(form, 'role')}" if op != "remove" else "")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -76,7 +77,10 @@ class WeekRoutes:
 
     def _week(self, request: Request) -> str:
         week = str(request.path_params["week"])
-        week_range(week)  # the convertor's pattern matched; this refuses week 54 and such
+        try:
+            week_range(week)  # the convertor's pattern matched; this refuses week 54 and such
+        except NewsletterError:
+            raise HTTPException(status_code=404) from None
         return week
 
     async def home(self, request: Request) -> Response:
