@@ -189,7 +189,9 @@ def _studio_site(project: Path) -> StudioSite:
     rest = text[table.end() :]
     following = re.search(r"^\[", rest, flags=re.MULTILINE)
     size = following.start() if following else len(rest)
-    body, found = re.subn(r"^test_addresses\s*=.*$", line, rest[:size], count=1, flags=re.MULTILINE)
+    body, found = re.subn(
+        r"^test_addresses\s*=.*$", line, rest[:size], count=1, flags=re.MULTILINE
+    )
     if not found:
         body = f"{line}\n{body}"
     config.write_text(text[: table.end()] + body + rest[size:], encoding="utf-8")
@@ -235,7 +237,6 @@ def test_a_week_is_composed_approved_tested_and_sent_in_the_browser(
     with studio_server(site) as origin, open_tab(browser, origin) as tab:
         page = tab.page
 
-        print("STEP 1", time.monotonic())
         # 1. Sign in as ada: the week's link leads to the sign-in page and back to the week.
         response = page.goto(f"{origin}/week/{WEEK}", wait_until="load")
         assert response is not None and response.ok
@@ -252,7 +253,6 @@ def test_a_week_is_composed_approved_tested_and_sent_in_the_browser(
         expect(tab.preview().locator("body")).to_contain_text(removed)
         tab.clean()
 
-        print("STEP 2", time.monotonic())
         # 2. Take a story out, move another up, rewrite the intro.
         tab.press(f"Take out: {removed}")
         expect(page.get_by_role("button", name=f"Take out: {removed}")).to_have_count(0)
@@ -267,7 +267,6 @@ def test_a_week_is_composed_approved_tested_and_sent_in_the_browser(
         tab.clean()
         expect(page.locator("#fields textarea[name=intro]")).to_have_value(NEW_INTRO)
 
-        print("STEP 3", time.monotonic())
         # 3. The preview follows, and so does the file on disk.
         body = tab.preview().locator("body")
         expect(body).to_contain_text(NEW_INTRO_SHOWN)
@@ -281,7 +280,6 @@ def test_a_week_is_composed_approved_tested_and_sent_in_the_browser(
         assert removed not in site.issue.read_text(encoding="utf-8")
         assert after["lead"] == before["lead"]
 
-        print("STEP 4", time.monotonic())
         # 4. Approve.
         tab.press("Approve")
         expect(page.locator(".status")).to_contain_text("Approved by ada")
@@ -290,7 +288,6 @@ def test_a_week_is_composed_approved_tested_and_sent_in_the_browser(
         tab.shoot("studio-week-800", 800)
         page.set_viewport_size({"width": 1400, "height": 900})
 
-        print("STEP 5", time.monotonic())
         # 5. A test to [studio] test_addresses (the field left empty), read from the Maildir.
         tab.press("Send test")
         expect(page).to_have_url(re.compile(rf"/week/{WEEK}\?tested=1$"))
@@ -307,7 +304,6 @@ def test_a_week_is_composed_approved_tested_and_sent_in_the_browser(
                 pytrace=False,
             )
 
-        print("STEP 6", time.monotonic())
         # 6. Send now: the confirmation names the count, then the progress reaches 100 %.
         with page.expect_navigation(wait_until="load"):
             page.get_by_role("link", name="Send now…").click()
@@ -331,7 +327,6 @@ def test_a_week_is_composed_approved_tested_and_sent_in_the_browser(
             assert NEW_INTRO_SHOWN.replace(" not ", " <em>not</em> ") in _html(message)
             assert removed not in _html(message)
 
-        print("STEP 7", time.monotonic())
         # 7. The phone preview, the dark preview and the plain text, once each.
         tab.go(f"/week/{WEEK}")
         with page.expect_navigation(wait_until="load"):
@@ -365,7 +360,6 @@ def test_a_week_is_composed_approved_tested_and_sent_in_the_browser(
         expect(text).to_contain_text(NEW_INTRO_SHOWN)  # the text part drops the emphasis
         expect(text).not_to_contain_text(removed)
         expect(page.locator("#preview-frame")).to_have_count(0)
-        print("END", time.monotonic())
 
 
 def _studio_csp(csp: str) -> None:
