@@ -478,3 +478,12 @@ def test_studio_with_auth_none_refuses_a_public_address(project: Path) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "loopback" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_a_file_broken_by_hand_is_named_with_its_line(site: StudioSite) -> None:
+    client = site.signed_in("eddie")
+    lines = site.issue.read_text().splitlines()
+    site.issue.write_text("\n".join([*lines, "subject = = oops"]) + "\n")
+    page = site.page(client)
+    assert "cannot be read" in page.text
+    assert f"line {len(lines) + 1}" in page.text or f":{len(lines) + 1}" in page.text

@@ -52,6 +52,8 @@ class Bad:
     body: bytes | str = b""
     headers: dict[str, str] | None = None
     who: str | None = "ada"
+    #: The issue file is broken by hand (not TOML) before the request.
+    broken: bool = False
 
 
 def edit(**fields: str) -> str:
@@ -193,6 +195,27 @@ CASES: list[Bad] = [
         who=None,
     ),
     Bad("logout-no-csrf", "POST", "/logout", 403, ""),
+    # -- an issue file broken by hand
+    Bad("broken-week-page", "GET", f"/week/{WEEK}", 200, broken=True),
+    Bad("broken-edit", "POST", EDIT, 400, edit(op="fields", intro="x"), broken=True),
+    Bad(
+        "broken-approve",
+        "POST",
+        f"/week/{WEEK}/approve",
+        409,
+        "csrf={csrf}&version={version}",
+        broken=True,
+    ),
+    Bad("broken-preview", "GET", f"/week/{WEEK}/preview", 409, broken=True),
+    Bad("broken-send-page", "GET", f"/week/{WEEK}/send", 409, broken=True),
+    Bad(
+        "broken-send",
+        "POST",
+        f"/week/{WEEK}/send",
+        409,
+        "csrf={csrf}&version={version}",
+        broken=True,
+    ),
     Bad(
         "forged-session",
         "GET",
@@ -244,6 +267,8 @@ def test_bad_request(case: Bad, template: Path, tmp_path: Path) -> None:
     site = StudioSite(project, load_settings(project / "config.toml"))
     client = site.signed_in(case.who) if case.who else site.client().__enter__()
     try:
+        if case.broken:
+            site.issue.write_text(site.issue.read_text() + "\n[[sections]\nbroken = \n")
         before = _state(site)
         page = client.get(f"/week/{WEEK}" if case.who else "/login")
         csrf = csrf_of(page.text)

@@ -112,7 +112,12 @@ class WeekRoutes:
             "sources": [s.name for s in self.settings.sources],
         }  # fmt: skip
         path = self.path(week)
-        doc = IssueDoc.load(path) if path.exists() else None
+        doc = None
+        try:
+            doc = IssueDoc.load(path) if path.exists() else None
+        except NewsletterError as exc:
+            # A file broken by hand: say where; the studio edits it again once it parses.
+            context.update(broken=str(exc))
         stories: list[StoryRef] = []
         if doc is not None:
             stories = doc.stories()
@@ -159,10 +164,10 @@ class WeekRoutes:
         path = self.path(week)
         if not path.exists():
             return self.page(request, user, week, error="no issue file yet", status_code=409)
-        doc = IssueDoc.load(path)
         key = field(form, "key")
         anchor = f"story-{key}" if key else ""
         try:
+            doc = IssueDoc.load(path)
             what = self._apply(doc, op, key, form)
             doc.save(field(form, "version"))
         except Conflict:
@@ -244,7 +249,10 @@ class WeekRoutes:
 
     async def approve(self, request: Request, user: Staff, form: Form) -> Response:
         week = self._week(request)
-        doc = IssueDoc.load(self.path(week))
+        try:
+            doc = IssueDoc.load(self.path(week))
+        except NewsletterError as exc:
+            return self.page(request, user, week, error=str(exc), status_code=409)
         preview = self._preview(doc)
         if preview.report is None or preview.report.count("error"):
             return self.page(
@@ -266,7 +274,10 @@ class WeekRoutes:
         path = self.path(week)
         if not path.exists():
             return PlainTextResponse("No issue file for this week.", status_code=404)
-        preview = self._preview(IssueDoc.load(path))
+        try:
+            preview = self._preview(IssueDoc.load(path))
+        except NewsletterError as exc:
+            return PlainTextResponse(str(exc), status_code=409)
         headers = {
             "content-security-policy": PREVIEW_CSP, "x-frame-options": "SAMEORIGIN",
             "cache-control": "no-store",
@@ -329,7 +340,10 @@ class WeekRoutes:
         path = self.path(week)
         if not path.exists():
             return redirect(f"/week/{week}")
-        doc = IssueDoc.load(path)
+        try:
+            doc = IssueDoc.load(path)
+        except NewsletterError as exc:
+            return self.page(request, user, week, error=str(exc), status_code=409)
         count, _, already = plan(open_issue(path, self.settings), self.settings)
         preview = self._preview(doc)
         return self.studio.render(
@@ -344,7 +358,10 @@ class WeekRoutes:
         path = self.path(week)
         if not path.exists():
             return redirect(f"/week/{week}")
-        doc = IssueDoc.load(path)
+        try:
+            doc = IssueDoc.load(path)
+        except NewsletterError as exc:
+            return self.page(request, user, week, error=str(exc), status_code=409)
         if doc.version != field(form, "version"):
             return redirect(f"/week/{week}/send?changed=1")
         blocker = self._send_blocker(doc)
