@@ -109,6 +109,8 @@ class Tab:
 
     page: Page
     origin: str
+    #: Text every preview of the issue shows (how a screenshot knows the frame is loaded).
+    preview_text: str = ""
     blocked: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -127,6 +129,12 @@ class Tab:
         self.page.set_viewport_size({"width": width, "height": height})
         overflow = self.page.evaluate(_OVERFLOW_JS)
         assert overflow["scroll"] <= overflow["width"], (name, width, overflow)
+        frame = self.page.locator("#preview-frame")
+        if frame.count():
+            expect(self.preview().locator("body")).to_contain_text(self.preview_text)
+            # The sandboxed frame is drawn by its own process, and a full-page capture
+            # leaves it blank unless it is on screen: bring it into view first.
+            frame.scroll_into_view_if_needed()
         path = SCREENSHOTS / f"{name}.png"
         path.unlink(missing_ok=True)  # a stale file from an earlier run must not pass
         self.page.screenshot(path=path, full_page=True)
@@ -137,7 +145,7 @@ class Tab:
         return self.page.frame_locator("#preview-frame")
 
     def press(self, name: str) -> None:
-        """Click the button (or link) ``name`` and wait for the page it leads to."""
+        """Click the button named ``name`` and wait for the page its form leads to."""
         with self.page.expect_navigation(wait_until="load"):
             self.page.get_by_role("button", name=name, exact=True).click()
         self.clean()
@@ -189,9 +197,7 @@ def _studio_site(project: Path) -> StudioSite:
     rest = text[table.end() :]
     following = re.search(r"^\[", rest, flags=re.MULTILINE)
     size = following.start() if following else len(rest)
-    body, found = re.subn(
-        r"^test_addresses\s*=.*$", line, rest[:size], count=1, flags=re.MULTILINE
-    )
+    body, found = re.subn(r"^test_addresses\s*=.*$", line, rest[:size], count=1, flags=re.MULTILINE)
     if not found:
         body = f"{line}\n{body}"
     config.write_text(text[: table.end()] + body + rest[size:], encoding="utf-8")
@@ -236,6 +242,7 @@ def test_a_week_is_composed_approved_tested_and_sent_in_the_browser(
     expected = [news[1], moved, news[2], *news[4:]]
     with studio_server(site) as origin, open_tab(browser, origin) as tab:
         page = tab.page
+        tab.preview_text = NEW_INTRO_SHOWN  # every screenshot is taken after the edits
 
         # 1. Sign in as ada: the week's link leads to the sign-in page and back to the week.
         response = page.goto(f"{origin}/week/{WEEK}", wait_until="load")
@@ -259,7 +266,7 @@ def test_a_week_is_composed_approved_tested_and_sent_in_the_browser(
         tab.press(f"Move up: {moved}")
         intro = page.locator("#fields textarea[name=intro]")
         intro.click()
-        intro.press("ControlOrMeta+a")
+        intro.press("Control+a")  # Linux: select all
         intro.press("Delete")
         intro.press_sequentially(NEW_INTRO)
         with page.expect_navigation(wait_until="load"):
@@ -309,7 +316,9 @@ def test_a_week_is_composed_approved_tested_and_sent_in_the_browser(
             page.get_by_role("link", name="Send now…").click()
         tab.clean()
         expect(page.locator("main")).to_contain_text(f"It goes to {len(PEOPLE)} active subscribers")
-        tab.press(f"Send to {len(PEOPLE)} subscribers")
+        with page.expect_response(lambda r: r.url.endswith("/progress.json")) as polled:
+            tab.press(f"Send to {len(PEOPLE)} subscribers")
+        assert polled.value.ok, "the progress page's script could not read progress.json"
         expect(page).to_have_url(f"{origin}/week/{WEEK}/progress")
         box = page.locator("[data-progress]")
         hang_guard = SEND_TIMEOUT * 1000
@@ -319,6 +328,8 @@ def test_a_week_is_composed_approved_tested_and_sent_in_the_browser(
         expect(box.locator('[data-field="failed"]')).to_have_text("0")
         expect(box.locator('[data-field="pending"]')).to_have_text("0")
         assert box.locator("progress").evaluate("p => p.value") == 100
+        # The script has been at work (the server never writes data-running="0").
+        expect(box).to_have_attribute("data-running", "0")
         tab.shoot("studio-progress", 1400)
         issue = [m for m in _captured(site) if not str(m["Subject"]).startswith("[TEST]")]
         assert sorted(map(recipient, issue)) == sorted(email for email, _ in PEOPLE)
@@ -339,10 +350,11 @@ def test_a_week_is_composed_approved_tested_and_sent_in_the_browser(
         tab.shoot("studio-phone-preview", 1400)
 
         with page.expect_navigation(wait_until="load"):
-            page.get_by_role("link", name="Dark mode").click()
+            page.get_by_role("button", name="Dark mode off").click()
         tab.clean()
         expect(page).to_have_url(re.compile(r"\?view=phone&dark=1$"))
-        expect(page.get_by_role("link", name="Dark mode")).to_have_attribute("aria-current", "true")
+        toggle = page.get_by_role("button", name="Dark mode on")
+        expect(toggle).to_have_attribute("aria-pressed", "true")
         dark = tab.preview().locator("body")
         expect(dark).to_contain_text(NEW_INTRO_SHOWN)
         background = dark.evaluate(

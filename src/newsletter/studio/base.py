@@ -9,6 +9,7 @@ member whose role allows it, and a state-changing request only with a valid CSRF
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import ipaddress
 import logging
@@ -50,6 +51,16 @@ Handler = Callable[[Request], Awaitable[Response]]
 Endpoint = Callable[[Request, Staff, Form], Awaitable[Response]]
 
 
+def _when(stamp: str) -> str:
+    """``2026-12-02T15:42:03+00:00`` -> ``2 Dec 2026, 15:42 UTC`` (as stored, if unreadable)."""
+    try:
+        moment = dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return str(stamp)
+    zone = moment.tzname() or ""
+    return f"{moment.day} {moment:%b %Y, %H:%M} {'UTC' if zone in ('UTC', 'UTC+00:00') else zone}"
+
+
 def _trusted(peer: str, proxies: list[str]) -> bool:
     try:
         address = ipaddress.ip_address(peer)
@@ -82,6 +93,9 @@ class Studio:
             lstrip_blocks=True,
         )
         self.env.globals.update(newsletter=settings.newsletter, allowed=accounts.allowed)
+        root = f"{settings.root}/"
+        # Findings name files under the project: shown from its folder, as the CLI's are.
+        self.env.filters.update(when=_when, shorter=lambda where: str(where).replace(root, ""))
 
     def store(self) -> Store:
         # One connection per request: SQLite connections are not shared between threads.
@@ -187,6 +201,8 @@ class Studio:
         response = HTMLResponse(body, status_code=status_code, headers=headers)
         set_csrf_cookie(response, cookie, "/", self.secure(request), CSRF_COOKIE)
         response.headers["cache-control"] = "no-store"
+        # The studio's own policy (its script, the preview frame), not the public pages'.
+        response.headers.setdefault("content-security-policy", CSP)
         add_security_headers(response)
         return response
 

@@ -105,6 +105,7 @@ class WeekRoutes:
             "previous": iso_week(monday - dt.timedelta(days=7)),
             "next": iso_week(monday + dt.timedelta(days=7)),
             "conflict": request.query_params.get("conflict") == "1", "error": error,
+            "tested": _count(request.query_params.get("tested", "")),
             "next_send": next_send(self.settings), "doc": None,
             "require_approval": self.settings.weekly.require_approval,
             "test_addresses": [str(a) for a in self.settings.studio.test_addresses],
@@ -414,6 +415,10 @@ def _fields(doc: IssueDoc) -> dict[str, str]:
 def _view(form: FormData | None) -> str:
     view = field(form, "view")
     return f"&view={view}" if view in VIEWS else ""
+
+
+def _count(value: str) -> int:
+    return int(value) if value.isdigit() and len(value) < 4 else 0
 
 
 def _int(value: str) -> int:
