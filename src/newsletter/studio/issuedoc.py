@@ -44,14 +44,8 @@ from tomlkit.container import Container
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import (
     AoT,
-    Comment,
-    Item,
-    Null,
-    String,
-    StringType,
     Table,
     Trivia,
-    Whitespace,
 )
 from tomlkit.toml_document import TOMLDocument
 
@@ -60,6 +54,15 @@ from ..errors import InputError, NewsletterError
 from ..files import write_atomic
 from ..issuefile import parse
 from ..models import APPROVAL_KEYS, control_problem, item_id
+from .tomllayout import (
+    blank_before,
+    copy_table,
+    drop_needs_url,
+    multiline,
+    seams,
+    set_key,
+    text_item,
+)
 
 __all__ = ["Conflict", "EditError", "IssueDoc", "StoryRef"]
 
@@ -76,7 +79,6 @@ _STORY_ORDER = (
 #: A section for a story that has none to go to.
 DEFAULT_SECTION = "News"
 #: How `draft` marks a story without a URL; the mark goes when the studio fills it in.
-_NEEDS_URL = "# NEEDS A URL"
 #: One save at a time in this process: the version check and the write are one step for
 #: the studio's own requests. (A text editor saving in that same instant is not covered.)
 _SAVING = threading.Lock()
@@ -155,126 +157,6 @@ def _ref(table: Any, section: int, index: int) -> StoryRef:
         image_url=_text(image.get("url")) if isinstance(image, dict) else "",
         linkless=not url,
     )  # fmt: skip
-
-
-def _text_item(value: str) -> Item:
-    """A TOML string for ``value``: one line, or a multi-line string opening on its own line."""
-    if "\n" not in value:
-        return tomlkit.string(value)
-    item = String.from_raw(value, StringType.MLB)
-    raw = item._original  # the escaped text between the quotes
-    if not raw.startswith("\n"):
-        # The newline right after the opening quotes is not part of the value.
-        item = String(StringType.MLB, value, "\n" + raw, Trivia())
-    return item
-
-
-def _multiline(value: str) -> str:
-    """Form text as stored: Unix line ends, no blank edges, closing quotes on their own line."""
-    value = value.replace("\r\n", "\n").replace("\r", "\n").strip()
-    return value + "\n" if "\n" in value else value
-
-
-# -- placing keys and tables ---------------------------------------------------------------------
-
-
-def _set_key(table: Any, key: str, value: Any, order: tuple[str, ...]) -> None:
-    """Set ``key``: in place when it exists, else after the nearest key before it in ``order``."""
-    if key in table:
-        table[key] = value
-        return
-    container: Container = table.value if isinstance(table, Table) else table
-    position = order.index(key)
-    before = [k for k in order[:position] if k in container]
-    after = [k for k in order[position + 1 :] if k in container]
-    if before:
-        container._insert_after(before[-1], key, value)
-    elif after:
-        index = next(
-            i for i, (k, _) in enumerate(container.body) if k is not None and k.key == after[0]
-        )
-        container._insert_at(index, key, value)
-    else:
-        container.append(key, value)
-        return
-    if isinstance(table, Table):
-        dict.__setitem__(table, key, container[key])
-
-
-def _copy_table(source: Any, *, aot_element: bool) -> Table:
-    """The same story as a ``[lead]`` table or a ``[[sections.items]]`` element."""
-    table = Table(Container(), Trivia(), aot_element)
-    for key, value in source.value.body:
-        if not isinstance(value, Null):
-            table.raw_append(key, value)
-    trivia = source.trivia
-    table.trivia.comment_ws, table.trivia.comment = trivia.comment_ws, trivia.comment
-    table.invalidate_display_name()
-    return table
-
-
-def _drop_needs_url(table: Table) -> None:
-    """Remove the comment `draft` writes above a story that has no URL."""
-    body = table.value.body
-    for i, (key, item) in enumerate(body):
-        if (
-            key is None
-            and isinstance(item, Comment)
-            and item.as_string().lstrip().startswith(_NEEDS_URL)
-        ):
-            body[i] = (None, Null())  # a comment has no key: the key map is unaffected
-
-
-def _own_part(container: Container) -> list[Item]:
-    """The items of a table before its first sub-table: what precedes the next header."""
-    own: list[Item] = []
-    for _, item in container.body:
-        if isinstance(item, Table | AoT):
-            break
-        if not isinstance(item, Null):
-            own.append(item)
-    return own
-
-
-def _segments(
-    container: Container, owner: Table | None, out: list[tuple[Table | None, Container]]
-) -> None:
-    """Each table's own part in the order they are written, with the table that heads it."""
-    if owner is None or not owner.is_super_table():
-        out.append((owner, container))
-    for _, item in container.body:
-        if isinstance(item, Table):
-            _segments(item.value, item, out)
-        elif isinstance(item, AoT):
-            for table in item.body:
-                _segments(table.value, table, out)
-
-
-def _seams(doc: TOMLDocument) -> list[tuple[Table | None, Container, Table | None]]:
-    """(header of the part, the part, the header after it) in file order."""
-    segments: list[tuple[Table | None, Container]] = []
-    _segments(doc, None, segments)
-    return [
-        (owner, container, segments[i + 1][0] if i + 1 < len(segments) else None)
-        for i, (owner, container) in enumerate(segments)
-    ]
-
-
-def _blank_before(container: Container, header: Table) -> None:
-    """One blank line between a part and the header that now follows it."""
-    own = _own_part(container)
-    indent = header.trivia.indent.replace("\n", "")
-    if not own:
-        header.trivia.indent = indent
-        return
-    last = own[-1]
-    if isinstance(last, Whitespace):
-        if "\n" in last.s:
-            header.trivia.indent = indent
-            return
-    elif "\n" not in last.trivia.trail:
-        last.trivia.trail += "\n"
-    header.trivia.indent = "\n" + indent
 
 
 # -- the document --------------------------------------------------------------------------------
@@ -372,10 +254,10 @@ class IssueDoc:
             raise EditError("not a field the studio edits (subject, preheader or intro)", name)
         if not isinstance(value, str):
             raise EditError("must be text", name)
-        text = _multiline(value) if name == "intro" else value.strip()
+        text = multiline(value) if name == "intro" else value.strip()
 
         def change(doc: TOMLDocument) -> None:
-            _set_key(doc, name, _text_item(text), _TOP_ORDER)
+            set_key(doc, name, text_item(text), _TOP_ORDER)
 
         self._edit(change)
 
@@ -405,17 +287,17 @@ class IssueDoc:
                     continue
                 if not isinstance(value, str):
                     raise EditError("must be text", name)
-                value = _multiline(value) if name == "summary" else value.strip()
+                value = multiline(value) if name == "summary" else value.strip()
                 if _text(table.get(name)) == value.strip() and (name in table or not value):
                     continue
                 if name == "summary" and not value:
                     table.remove("summary")
                     continue
-                _set_key(table, name, _text_item(value), _STORY_ORDER)
+                set_key(table, name, text_item(value), _STORY_ORDER)
             if _story_key(table) != old_key:
-                _set_key(table, "id", tomlkit.string(old_key), _STORY_ORDER)
+                set_key(table, "id", tomlkit.string(old_key), _STORY_ORDER)
             if not had_url and _text(table.get("url")):
-                _drop_needs_url(table)
+                drop_needs_url(table)
 
         self._edit(change)
 
@@ -479,7 +361,7 @@ class IssueDoc:
             if slot.section == section:
                 return
             table = self._take(doc, slot)
-            self._insert(sections[section], None, _copy_table(table, aot_element=True))
+            self._insert(sections[section], None, copy_table(table, aot_element=True))
 
         self._edit(change)
 
@@ -494,11 +376,11 @@ class IssueDoc:
             old = doc.get("lead")
             if old is not None and not isinstance(old, Table):
                 raise EditError("written as an inline table; rearrange it in the file", "lead")
-            lead = _copy_table(table, aot_element=False)
+            lead = copy_table(table, aot_element=False)
             if isinstance(old, Table):
                 doc["lead"] = lead
                 self._insert(
-                    self._sections(doc, create=True)[0], 0, _copy_table(old, aot_element=True)
+                    self._sections(doc, create=True)[0], 0, copy_table(old, aot_element=True)
                 )
             elif "sections" in doc:
                 at = next(
@@ -534,7 +416,7 @@ class IssueDoc:
             ("approved_at", when),
             ("approved_hash", content_hash(data)),
         ):
-            _set_key(doc, name, tomlkit.item(value), _TOP_ORDER)
+            set_key(doc, name, tomlkit.item(value), _TOP_ORDER)
         self._current = self._finish(doc, None)
 
     # -- saving ------------------------------------------------------------------------------
@@ -629,7 +511,7 @@ class IssueDoc:
             if step > 0:
                 table = self._take(doc, slot)
                 self._insert(
-                    self._sections(doc, create=True)[0], 0, _copy_table(table, aot_element=True)
+                    self._sections(doc, create=True)[0], 0, copy_table(table, aot_element=True)
                 )
             return
         sections = self._sections(doc)
@@ -661,7 +543,7 @@ class IssueDoc:
         """Apply ``change`` to a fresh parse of the text; keep it only if the file stays valid."""
         doc = self._doc(to_edit=True)
         # The parts as they follow each other now (kept alive, so that ids stay unique).
-        before = [container for _, container, _ in _seams(doc)]
+        before = [container for _, container, _ in seams(doc)]
         try:
             change(doc)
         except TOMLKitError as exc:
@@ -676,7 +558,7 @@ class IssueDoc:
             raise EditError(f"the edit would not be valid TOML ({exc}); nothing changed") from None
         if content_hash(new) == content_hash(old):
             return  # no value changed: the status stays, and so does the layout
-        _set_key(doc, "status", tomlkit.string("draft"), _TOP_ORDER)
+        set_key(doc, "status", tomlkit.string("draft"), _TOP_ORDER)
         for name in APPROVAL_KEYS[1:]:
             if name in doc:
                 doc.remove(name)
@@ -703,9 +585,9 @@ class IssueDoc:
         if before is not None:
             ids = [id(container) for container in before]
             old_pairs = set(itertools.pairwise(ids))
-            for _, container, header in _seams(doc):
+            for _, container, header in seams(doc):
                 if header is not None and (id(container), id(header.value)) not in old_pairs:
-                    _blank_before(container, header)
+                    blank_before(container, header)
         text = doc.as_string()
         text = text.rstrip("\r\n") + self._ending
         if self._crlf:
@@ -736,5 +618,5 @@ def _field_value(name: str, value: object) -> Any:
         return image
     if not isinstance(value, str):
         raise EditError("must be text", name)
-    value = _multiline(value) if name == "summary" else value.strip()
-    return _text_item(value)
+    value = multiline(value) if name == "summary" else value.strip()
+    return text_item(value)
