@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mailbox
 import re
+import socket
 import tomllib
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -145,7 +146,8 @@ def test_sign_out_ends_the_session(site: StudioSite) -> None:
         ("sam", f"/week/{WEEK}/send", 200),
         ("sam", "/staff", 403),
         ("ada", "/staff", 200),
-        ("eddie", "/audit", 200),
+        ("eddie", "/audit", 403),
+        ("sam", "/audit", 200),
     ],
 )
 def test_each_role_sees_what_it_may(site: StudioSite, name: str, path: str, status: int) -> None:
@@ -448,11 +450,16 @@ def test_an_admin_manages_staff_and_it_is_audited(site: StudioSite) -> None:
 
 def test_auth_none_serves_only_this_computer(project: Path) -> None:
     site = make_site(project, studio='auth = "none"')
-    with site.client(client=("127.0.0.1", 5000)) as client:
+    local = "http://127.0.0.1:8001"
+    with site.client(client=("127.0.0.1", 5000), base_url=local) as client:
         assert client.get(f"/week/{WEEK}").status_code == 200
         proxied = client.get(f"/week/{WEEK}", headers={"x-forwarded-for": "203.0.113.9"})
         assert proxied.status_code == 403
-    with site.client(client=("203.0.113.9", 5000)) as client:
+        # DNS rebinding: a web page whose name now points at 127.0.0.1 reaches this
+        # port from this computer, but its requests carry its own name.
+        rebound = client.get("/subscribers/export", headers={"host": "evil.example"})
+        assert rebound.status_code == 400 and "@example" not in rebound.text
+    with site.client(client=("203.0.113.9", 5000), base_url=local) as client:
         assert client.get(f"/week/{WEEK}").status_code == 403
 
 
@@ -487,3 +494,32 @@ def test_a_file_broken_by_hand_is_named_with_its_line(site: StudioSite) -> None:
     page = site.page(client)
     assert "cannot be read" in page.text
     assert f"line {len(lines) + 1}" in page.text or f":{len(lines) + 1}" in page.text
+
+
+def test_a_send_that_died_does_not_count_as_running(site: StudioSite) -> None:
+    # A lease left by a process that is gone (its pid no longer exists).
+    with Store(site.settings.store_path) as store:
+        ledger.acquire_lease(store, WEEK, "subject", 60)
+        dead = f"{socket.gethostname()}:999999999:dead"
+        store.db.execute("UPDATE campaigns SET lease_owner = ?", (dead,))
+        store.db.commit()
+    client = site.signed_in("sam")
+    assert client.get(f"/week/{WEEK}/progress.json").json()["running"] is False
+    confirm = site.page(client, f"/week/{WEEK}/send")
+    assert "already running" not in confirm.text
+    response = client.post(
+        f"/week/{WEEK}/send",
+        data={"csrf": csrf_of(confirm.text), "version": version_of(confirm.text)},
+    )
+    assert response.headers["location"] == f"/week/{WEEK}/progress"
+    assert site.wait_for_send(client)["sent"] == len(PEOPLE)
+
+
+def test_the_export_is_safe_to_open_in_a_spreadsheet(site: StudioSite) -> None:
+    from newsletter import subscribers
+
+    with Store(site.settings.store_path) as store:
+        subscribers.add(store, "formula@example.org", '=HYPERLINK("http://x.example","hi")')
+    client = site.signed_in("sam")
+    exported = client.get("/subscribers/export").text
+    assert "'=HYPERLINK" in exported and ",=HYPERLINK" not in exported

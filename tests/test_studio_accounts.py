@@ -252,7 +252,8 @@ def test_failures_for_one_name_lock_it_out_from_every_address(store: Store) -> N
     ada = accounts.add_user(store, "ada", PASSWORD, "editor")
     bob = accounts.add_user(store, "bob", PASSWORD, "editor")
     now = time.time()
-    for i in range(3):  # a different address each time: only the name is over its limit
+    limit = 3 * accounts.NAME_LIMIT_FACTOR  # per name: a multiple of the per-address limit
+    for i in range(limit):  # a different address each time: only the name is over its limit
         assert accounts.login(store, "ADA", OTHER, f"203.0.113.{i}", 3, now=now) is None
     with pytest.raises(LoginRefused):
         accounts.login(store, "ada", PASSWORD, "203.0.113.99", 3, now=now + 1)
@@ -260,12 +261,24 @@ def test_failures_for_one_name_lock_it_out_from_every_address(store: Store) -> N
     assert accounts.login(store, "ada", PASSWORD, "203.0.113.99", 3, now=now + 3601) == ada
 
 
+def test_a_new_password_lifts_a_lock_out_by_someone_elses_guesses(store: Store) -> None:
+    accounts.add_user(store, "ada", PASSWORD, "admin")
+    now = time.time()
+    for i in range(3 * accounts.NAME_LIMIT_FACTOR):
+        accounts.login(store, "ada", OTHER, f"203.0.113.{i}", 3, now=now)
+    with pytest.raises(LoginRefused):
+        accounts.login(store, "ada", PASSWORD, "192.0.2.50", 3, now=now + 1)
+    accounts.set_password(store, "ada", "a brand new password")
+    found = accounts.login(store, "ada", "a brand new password", "192.0.2.50", 3, now=now + 2)
+    assert found is not None and found.name == "ada"
+
+
 def test_unknown_names_are_throttled_like_known_ones(store: Store) -> None:
     now = time.time()
-    for _ in range(2):
-        assert accounts.login(store, "ghost", OTHER, "192.0.2.1", 2, now=now) is None
+    for i in range(2 * accounts.NAME_LIMIT_FACTOR):
+        assert accounts.login(store, "ghost", OTHER, f"192.0.2.{i}", 2, now=now) is None
     with pytest.raises(LoginRefused):
-        accounts.login(store, "ghost", OTHER, "192.0.2.2", 2, now=now)
+        accounts.login(store, "ghost", OTHER, "192.0.2.200", 2, now=now)
 
 
 def test_successful_logins_do_not_count(store: Store) -> None:

@@ -54,6 +54,8 @@ class Bad:
     who: str | None = "ada"
     #: The issue file is broken by hand (not TOML) before the request.
     broken: bool = False
+    #: The issue file is valid TOML that the model refuses (a misspelt status).
+    refused: bool = False
 
 
 def edit(**fields: str) -> str:
@@ -195,6 +197,38 @@ CASES: list[Bad] = [
         who=None,
     ),
     Bad("logout-no-csrf", "POST", "/logout", 403, ""),
+    # -- numbers too big for any row
+    Bad("after-huge", "GET", "/subscribers?after=99999999999999999999", 200),
+    Bad("audit-before-huge", "GET", "/audit?before=99999999999999999999", 200),
+    Bad(
+        "unsubscribe-huge",
+        "POST",
+        "/subscribers/99999999999999999999/unsubscribe",
+        404,
+        "csrf={csrf}",
+    ),
+    # -- big bodies where none is expected (only the import takes one)
+    Bad("login-huge-body", "POST", "/login", 413, "csrf={csrf}&name=" + "a" * 100_000, who=None),
+    Bad("edit-huge-body", "POST", EDIT, 413, edit(op="fields", intro="x" * 100_000)),
+    # -- an issue file the model refuses (valid TOML)
+    Bad("refused-week-page", "GET", f"/week/{WEEK}", 200, refused=True),
+    Bad("refused-send-page", "GET", f"/week/{WEEK}/send", 409, refused=True),
+    Bad(
+        "refused-send",
+        "POST",
+        f"/week/{WEEK}/send",
+        409,
+        "csrf={csrf}&version={version}",
+        refused=True,
+    ),
+    Bad(
+        "refused-approve",
+        "POST",
+        f"/week/{WEEK}/approve",
+        400,
+        "csrf={csrf}&version={version}",
+        refused=True,
+    ),
     # -- an issue file broken by hand
     Bad("broken-week-page", "GET", f"/week/{WEEK}", 200, broken=True),
     Bad("broken-edit", "POST", EDIT, 400, edit(op="fields", intro="x"), broken=True),
@@ -269,6 +303,11 @@ def test_bad_request(case: Bad, template: Path, tmp_path: Path) -> None:
     try:
         if case.broken:
             site.issue.write_text(site.issue.read_text() + "\n[[sections]\nbroken = \n")
+        if case.refused:
+            text = site.issue.read_text().replace(
+                'week = "2023-W25"', 'week = "2023-W25"\nstatus = "aproved"'
+            )
+            site.issue.write_text(text)
         before = _state(site)
         page = client.get(f"/week/{WEEK}" if case.who else "/login")
         csrf = csrf_of(page.text)

@@ -139,6 +139,18 @@ def lease_holder(store: Store, issue: str) -> str:
     return str(row["lease_owner"]) if row and row["lease_owner"] else ""
 
 
+def lease_active(store: Store, issue: str) -> str:
+    """Who holds a live lease on ``issue`` (host:pid:nonce), or "": by the rule
+    :func:`acquire_lease` applies, so a send that died stops counting as running."""
+    row = store.db.execute(
+        "SELECT lease_owner, lease_expires FROM campaigns WHERE issue = ?", (issue,)
+    ).fetchone()
+    if not row or not row["lease_owner"] or not row["lease_expires"]:
+        return ""
+    holder = str(row["lease_owner"])
+    return holder if row["lease_expires"] > time.time() and _alive(holder) else ""
+
+
 def renew_lease(store: Store, issue: str, owner: str, seconds: float) -> bool:
     """Extend the lease; False when ``owner`` no longer holds it."""
     with store.transaction() as db:

@@ -11,7 +11,7 @@ import time
 
 from .store import Store
 
-__all__ = ["allow", "count"]
+__all__ = ["allow", "clear", "count"]
 
 #: Rows older than this are deleted: longer than any window in use.
 KEEP_SECONDS = 2 * 24 * 3600.0
@@ -39,3 +39,9 @@ def count(store: Store, key: str, window: float, now: float | None = None) -> in
         "SELECT count(*) FROM throttle WHERE key = ? AND at > ?", (key, now - window)
     ).fetchone()
     return int(found)
+
+
+def clear(store: Store, key: str) -> None:
+    """Forget every event recorded for ``key``."""
+    with store.transaction() as db:
+        db.execute("DELETE FROM throttle WHERE key = ?", (key,))

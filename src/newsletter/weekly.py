@@ -20,16 +20,28 @@ from .approval import require_approved
 from .checks import Report
 from .errors import InputError
 from .models import iso_week, week_range
-from .render import open_issue
+from .render import LoadedIssue, open_issue
 from .send import SendReport, plan
 from .send.checked import send_checked
 from .settings import Settings
 
-__all__ = ["current_week", "run_weekly"]
+__all__ = ["check_approval", "current_week", "run_weekly"]
 
 
 def current_week(today: dt.date | None = None) -> str:
     return iso_week(today or dt.date.today())
+
+
+def check_approval(loaded: LoadedIssue, settings: Settings) -> None:
+    """With ``[weekly] require_approval``, :class:`~newsletter.approval.NotApproved` unless
+    ``loaded`` is validly approved or nobody is left to send it to. Checks the text that
+    was parsed and will be sent: pass the same loaded issue on, with no re-read between."""
+    if not settings.weekly.require_approval:
+        return
+    loaded.require_valid()  # a bad file is its own, located error, not "not approved"
+    pending, _, _ = plan(loaded, settings)
+    if pending:
+        require_approved(loaded.text, str(loaded.path))
 
 
 def run_weekly(
@@ -57,12 +69,7 @@ def run_weekly(
             str(issue_file),
         )
     loaded = open_issue(issue_file, settings)
-    if settings.weekly.require_approval:
-        loaded.require_valid()  # a bad file is its own, located error, not "not approved"
-        pending, _, _ = plan(loaded, settings)
-        if pending:
-            # The text that was parsed and will be sent: no window for an edit in between.
-            require_approved(loaded.text, str(issue_file))
+    check_approval(loaded, settings)
     return send_checked(
         loaded,
         settings,

@@ -285,6 +285,8 @@ def set_password(store: Store, name: str, password: str) -> None:
             (password_hash, utcnow(), row["id"]),
         )
         db.execute("DELETE FROM staff_sessions WHERE staff_id = ?", (row["id"],))
+    # A new password is the way out of a lock-out by someone else's guesses.
+    throttle.clear(store, _throttle_keys(name, "")[1])
 
 
 def set_role(store: Store, name: str, role: str) -> None:
@@ -333,6 +335,8 @@ def find_user(store: Store, name: str) -> Staff | None:
 # -- logging in -----------------------------------------------------------------------------
 
 _HOUR = 3600.0
+#: Failed logins for one account name may reach this many times the per-address limit.
+NAME_LIMIT_FACTOR = 5
 
 
 def _throttle_keys(name: str, client_ip: str) -> tuple[str, str]:
@@ -359,7 +363,10 @@ def login(
     """
     now = time.time() if now is None else now
     keys = _throttle_keys(name, client_ip)
-    if any(throttle.count(store, key, _HOUR, now) >= per_hour for key in keys):
+    # Against one account the limit is higher: guesses from many addresses must not
+    # lock its owner out for long (and a new password lifts it: set_password).
+    limits = (per_hour, per_hour * NAME_LIMIT_FACTOR)
+    if any(throttle.count(store, k, _HOUR, now) >= n for k, n in zip(keys, limits, strict=True)):
         raise LoginRefused(
             "too many failed logins from this address or for this account; try again later"
         )
@@ -367,8 +374,8 @@ def login(
     stored = row["password_hash"] if row is not None else _dummy_hash()
     if verify_password(stored, password) and row is not None:
         return _staff(row)
-    for key in keys:
-        throttle.allow(store, key, per_hour, _HOUR, now=now)
+    for key, limit in zip(keys, limits, strict=True):
+        throttle.allow(store, key, limit, _HOUR, now=now)
     return None
 
 

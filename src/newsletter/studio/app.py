@@ -8,14 +8,18 @@ staff only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
@@ -35,8 +39,9 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("newsletter.studio")
 STATIC = Path(__file__).resolve().parent / "static"
-#: A CSV import is the biggest thing the studio takes.
-MAX_BODY = 9 * 1024 * 1024
+#: A CSV import is the biggest thing the studio takes (on its own path only).
+MAX_UPLOAD_BODY = 9 * 1024 * 1024
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
 
 class _ProjectFiles(StaticFiles):
@@ -52,7 +57,10 @@ class _ProjectFiles(StaticFiles):
 def _safe_next(target: str) -> str:
     # Only a path on this site: never //evil.example or https://evil.example.
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if (
+        parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
+        or "\\" in target
+    ):  # fmt: skip
         return "/"
     return target
 
@@ -78,19 +86,21 @@ def create_app(settings: Settings) -> Starlette:
                 error="The form had expired. Please sign in again.",
             )  # fmt: skip
         name = field(form, "name").strip()[:64]
-        try:
+        client = studio.client(request)
+
+        def sign_in() -> tuple[accounts.Staff | None, str]:
+            # scrypt takes ~50 ms: off the event loop, like every handler's work.
             with studio.store() as store:
                 found = accounts.login(
-                    store, name, field(form, "password"), studio.client(request),
-                    settings.studio.logins_per_hour,
-                )  # fmt: skip
-                token = (
-                    accounts.new_session(store, found, settings.studio.session_hours)
-                    if found
-                    else ""
+                    store, name, field(form, "password"), client, settings.studio.logins_per_hour
                 )
-                if found:
-                    accounts.audit(store, found.name, "login", studio.client(request))
+                if found is None:
+                    return None, ""
+                accounts.audit(store, found.name, "login", client)
+                return found, accounts.new_session(store, found, settings.studio.session_hours)
+
+        try:
+            found, token = await run_in_threadpool(sign_in)
         except accounts.LoginRefused:
             return studio.render(
                 request, "login.html", status_code=429, title="Sign in", next=target, name=name,
@@ -109,7 +119,7 @@ def create_app(settings: Settings) -> Starlette:
         return response
 
     @studio.route("view")
-    async def logout(request: Request, user: Staff, form: Form) -> Response:
+    def logout(request: Request, user: Staff, form: Form) -> Response:
         token = request.cookies.get(SESSION_COOKIE, "")
         with studio.store() as store:
             accounts.end_session(store, token)
@@ -132,11 +142,12 @@ def create_app(settings: Settings) -> Starlette:
         Route("/logout", logout, methods=["POST"]),
         Route("/_/studio.css", stylesheet),
         Route("/_/studio.js", script),
-        Route("/", view(lambda r, u, f: week.home(r))),
+        Route("/", view(week.home)),
         Route("/week/{week:isoweek}", view(week.show)),
         Route("/week/{week:isoweek}/edit", compose(week.edit), methods=["POST"]),
         Route("/week/{week:isoweek}/draft", compose(week.draft), methods=["POST"]),
         Route("/week/{week:isoweek}/collect", compose(week.collect), methods=["POST"]),
+        Route("/week/{week:isoweek}/collect.json", view(week.collect_status)),
         Route("/week/{week:isoweek}/approve", approve(week.approve), methods=["POST"]),
         Route("/week/{week:isoweek}/preview", view(week.preview)),
         Route("/week/{week:isoweek}/test", compose(week.test), methods=["POST"]),
@@ -151,7 +162,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/subscribers/import", upload(people.import_csv), methods=["POST"]),
         Route("/subscribers/export", people_(people.export)),
         Route("/subscribers/{id:int}/unsubscribe", people_(people.unsubscribe), methods=["POST"]),
-        Route("/audit", view(people.audit)),
+        # It names subscribers (who was added, removed): for those who manage them.
+        Route("/audit", people_(people.audit)),
         Route("/staff", studio.route("accounts")(people.staff)),
         Route("/staff", studio.route("accounts")(people.staff_change), methods=["POST"]),
     ]
@@ -165,8 +177,19 @@ def create_app(settings: Settings) -> Starlette:
                             "Go back to the week page and try again.")  # fmt: skip
 
     handlers: dict[Any, Any] = {HTTPException: http_error, 500: http_error}
-    app = Starlette(routes=routes, exception_handlers=handlers)
-    app.add_middleware(Guard, max_body=MAX_BODY, csp=CSP)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        # A send in progress finishes its messages in flight and releases its lease.
+        await run_in_threadpool(studio.jobs.shutdown)
+
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.add_middleware(Guard, csp=CSP, large={"/subscribers/import": MAX_UPLOAD_BODY})
+    if settings.studio.auth == "none":
+        # No sign-in: only a browser that asked for this computer by name gets in, so
+        # that a web page cannot reach it by pointing its own name at 127.0.0.1.
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_NAMES))
     app.state.studio = studio
     if settings.studio.auth == "none":
         log.warning('[studio] auth = "none": anyone who can reach this address is an admin')

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import inspect
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -39,7 +41,7 @@ SESSION_COOKIE = "newsletter_studio"
 CSRF_COOKIE = "newsletter_studio_csrf"
 #: Pages of the studio: its own script and styles, images from here, previews in frames.
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
     "frame-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'none'"
 )
@@ -48,7 +50,9 @@ Staff = accounts.Staff
 #: The posted form a route gets (None for GET).
 Form = FormData | None
 Handler = Callable[[Request], Awaitable[Response]]
-Endpoint = Callable[[Request, Staff, Form], Awaitable[Response]]
+#: A route's work: plain functions run in the thread pool (they read files, the store,
+#: build, send a test), so one slow request never holds up the others.
+Endpoint = Callable[[Request, Staff, Form], Awaitable[Response] | Response]
 
 
 def _when(stamp: str) -> str:
@@ -137,7 +141,7 @@ class Studio:
                 refused = self._proxied_without_accounts(request)
                 if refused:
                     return refused
-                user = self.user(request)
+                user = await run_in_threadpool(self.user, request)
                 if user is None:
                     target = request.url.path + (
                         f"?{request.url.query}" if request.url.query else ""
@@ -159,7 +163,12 @@ class Studio:
                             "The form had expired, or your browser did not send its cookie. "
                             "Go back, reload the page and try again.", user=user,
                         )  # fmt: skip
-                return await endpoint(request, user, data)
+                if inspect.iscoroutinefunction(endpoint):
+                    result = await endpoint(request, user, data)
+                else:
+                    result = await run_in_threadpool(endpoint, request, user, data)
+                assert isinstance(result, Response)
+                return result
 
             return handler
 

@@ -20,7 +20,7 @@ class ReportRoutes:
     def __init__(self, studio: Studio) -> None:
         self.studio = studio
 
-    async def index(self, request: Request, user: Staff, form: Form) -> Response:
+    def index(self, request: Request, user: Staff, form: Form) -> Response:
         with self.studio.store() as store:
             past = ledger.past_issues(store, limit=LISTED)
             growth = reports.list_growth(store)
@@ -28,7 +28,7 @@ class ReportRoutes:
             request, "reports.html", user=user, title="Reports", past=past, growth=growth
         )
 
-    async def issue(self, request: Request, user: Staff, form: Form) -> Response:
+    def issue(self, request: Request, user: Staff, form: Form) -> Response:
         week = str(request.path_params["week"])
         with self.studio.store() as store:
             report = reports.issue_report(store, week)

@@ -75,17 +75,28 @@ class Jobs:
         self._jobs: dict[tuple[str, str], Job] = {}
         self._samples: dict[str, deque[tuple[float, int]]] = {}
         self._lock = threading.Lock()
+        #: Set at shutdown: a send finishes the messages in flight, records them, and
+        #: releases its lease, as the CLI's does on SIGTERM.
+        self.stop = threading.Event()
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        self.stop.set()
+        with self._lock:
+            threads = [job.thread for job in self._jobs.values() if job.thread is not None]
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def get(self, kind: str, key: str) -> Job | None:
         with self._lock:
             return self._jobs.get((kind, key))
 
-    def start(self, kind: str, key: str, work: Callable[[], str]) -> Job:
-        """Run ``work`` in a thread unless the same job is running; it returns a summary."""
+    def start(self, kind: str, key: str, work: Callable[[], str]) -> Job | None:
+        """Run ``work`` (it returns a summary) in a thread; None when the same job runs."""
         with self._lock:
             current = self._jobs.get((kind, key))
             if current is not None and not current.done:
-                return current
+                return None
             job = Job(kind, key)
             self._jobs[(kind, key)] = job
 
@@ -100,7 +111,8 @@ class Jobs:
             finally:
                 job.done = True
 
-        job.thread = threading.Thread(target=run, name=f"studio-{kind}-{key}", daemon=True)
+        # Not a daemon: shutdown waits for it (see :meth:`shutdown`).
+        job.thread = threading.Thread(target=run, name=f"studio-{kind}-{key}")
         job.thread.start()
         return job
 
@@ -108,7 +120,7 @@ class Jobs:
         """The send of ``week`` as the ledger has it, with a rate from recent samples."""
         with Store(self.settings.store_path) as store:
             counts = ledger.counts(store, week)
-            holder = ledger.lease_holder(store, week)
+            holder = ledger.lease_active(store, week)
         progress = Progress(
             week, sent=counts.get("sent", 0), failed=counts.get("failed", 0),
             pending=counts.get("pending", 0), holder=holder,

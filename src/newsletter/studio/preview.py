@@ -7,6 +7,7 @@ No subprocess and no file written: ``out/`` stays what `build` and `send` made.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import threading
@@ -17,7 +18,7 @@ from ..checks import Finding, Report, check_issue
 from ..errors import InputError
 from ..issuefile import line_map
 from ..render import Build, issue_from_text, render_issue
-from ..render.theme import Renderer
+from ..render.theme import Renderer, template_dirs
 from ..settings import Settings
 from ..urls import localise_images
 
@@ -64,13 +65,22 @@ class Preview:
         return found
 
 
+def _templates_mtime(settings: Settings) -> float:
+    newest = 0.0
+    for folder in template_dirs(settings):
+        for template in folder.rglob("*.j2"):
+            with contextlib.suppress(OSError):
+                newest = max(newest, template.stat().st_mtime)
+    return newest
+
+
 def version_of(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Previews:
-    """Builds previews with one renderer for the studio's life (templates are reloaded
-    by Jinja when they change on disk)."""
+    """Builds previews with one renderer for the studio's life: Jinja reloads a template
+    changed on disk, and the cache is keyed on the templates' newest change too."""
 
     def __init__(self, settings: Settings, keep: int = 8) -> None:
         self.settings = settings
@@ -83,7 +93,8 @@ class Previews:
     def get(self, text: str, source: str, anchors: dict[tuple[int | str, ...], str]) -> Preview:
         """The preview of ``text`` (the issue file's content); ``anchors`` maps a story's
         TOML path (``("lead",)``, ``("sections", 0, "items", 2)``) to its page anchor."""
-        key = (source, version_of(text))
+        # A changed template or theme setting shows at the next refresh too.
+        key = (source, version_of(text) + f":{_templates_mtime(self.settings)}")
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:

@@ -24,11 +24,13 @@ from .. import library
 from ..approval import approval_of
 from ..errors import NewsletterError
 from ..models import iso_week, week_range
+from ..render import LoadedIssue, open_issue
 from ..schedule import next_send
+from ..weekly import check_approval, current_week
 from . import accounts
 from .base import Form, Staff, Studio, field, redirect
 from .issuedoc import Conflict, IssueDoc, StoryRef
-from .preview import FILES, Preview
+from .preview import FILES, Preview, version_of
 
 __all__ = ["WeekRoutes"]
 
@@ -38,11 +40,8 @@ PREVIEW_CSP = (
     "font-src data:; frame-ancestors 'self'; base-uri 'none'; form-action 'none'; sandbox"
 )
 VIEWS = ("desktop", "phone", "text")
-#: Edits the week page's forms may ask for, and the role each needs.
-OPS = {
-    "fields": "compose", "story": "compose", "remove": "compose", "add": "compose",
-    "up": "compose", "down": "compose", "section": "compose", "lead": "compose",
-}  # fmt: skip
+#: The changes the week page's forms may ask for (each needs the compose permission).
+OPS = ("fields", "story", "remove", "add", "up", "down", "section", "lead")
 
 
 @dataclass
@@ -83,8 +82,8 @@ class WeekRoutes:
             raise HTTPException(status_code=404) from None
         return week
 
-    async def home(self, request: Request) -> Response:
-        return redirect(f"/week/{iso_week(dt.date.today())}")
+    def home(self, request: Request, user: Staff, form: Form) -> Response:
+        return redirect(f"/week/{current_week()}")
 
     def page(
         self,
@@ -152,12 +151,12 @@ class WeekRoutes:
             _candidate(row) for row in rows if row["id"] not in taken and row["url"] not in taken
         ]
 
-    async def show(self, request: Request, user: Staff, form: Form) -> Response:
+    def show(self, request: Request, user: Staff, form: Form) -> Response:
         return self.page(request, user, self._week(request))
 
     # -- edits ---------------------------------------------------------------------------
 
-    async def edit(self, request: Request, user: Staff, form: Form) -> Response:
+    def edit(self, request: Request, user: Staff, form: Form) -> Response:
         week = self._week(request)
         op = field(form, "op")
         if op not in OPS:
@@ -215,7 +214,7 @@ class WeekRoutes:
         doc.add_story(_story_fields(row), _int(field(form, "section")))
         return f"added story {row['id']}"
 
-    async def draft(self, request: Request, user: Staff, form: Form) -> Response:
+    def draft(self, request: Request, user: Staff, form: Form) -> Response:
         from ..draft import draft_issue
 
         week = self._week(request)
@@ -224,14 +223,26 @@ class WeekRoutes:
         except NewsletterError as exc:
             return self.page(request, user, week, error=str(exc), status_code=400)
         self.studio.audit(user, "draft", f"{week}: {made.path.name}")
+        if made.beside:
+            # A second click, or a file made meanwhile: draft never overwrites one.
+            return self.page(
+                request, user, week, status_code=409,
+                error=f"an issue file for {week} exists already; the new draft went to "
+                f"{made.path.name} beside it",
+            )  # fmt: skip
         return redirect(f"/week/{week}")
 
-    async def collect(self, request: Request, user: Staff, form: Form) -> Response:
+    def collect(self, request: Request, user: Staff, form: Form) -> Response:
         week = self._week(request)
-        job = self.studio.jobs.start("collect", "all", lambda: self._collect(job_key="all"))
-        self.studio.audit(user, "collect", "every source")
-        del job
+        if self.studio.jobs.start("collect", "all", lambda: self._collect(job_key="all")):
+            self.studio.audit(user, "collect", "every source")
         return redirect(f"/week/{week}#candidates")
+
+    def collect_status(self, request: Request, user: Staff, form: Form) -> Response:
+        job = self.studio.jobs.get("collect", "all")
+        state = {"running": bool(job and not job.done), "summary": job.summary if job else "",
+                 "error": job.error if job else ""}  # fmt: skip
+        return JSONResponse(state, headers={"cache-control": "no-store"})
 
     def _collect(self, job_key: str) -> str:
         from ..collect import collect
@@ -248,7 +259,7 @@ class WeekRoutes:
         collect(self.settings, on_source=on_source)
         return "; ".join(done) or "no sources configured"
 
-    async def approve(self, request: Request, user: Staff, form: Form) -> Response:
+    def approve(self, request: Request, user: Staff, form: Form) -> Response:
         week = self._week(request)
         try:
             doc = IssueDoc.load(self.path(week))
@@ -270,7 +281,7 @@ class WeekRoutes:
 
     # -- the preview -----------------------------------------------------------------------
 
-    async def preview(self, request: Request, user: Staff, form: Form) -> Response:
+    def preview(self, request: Request, user: Staff, form: Form) -> Response:
         week = self._week(request)
         path = self.path(week)
         if not path.exists():
@@ -294,8 +305,7 @@ class WeekRoutes:
 
     # -- tests and the send ----------------------------------------------------------------
 
-    async def test(self, request: Request, user: Staff, form: Form) -> Response:
-        from ..render import open_issue
+    def test(self, request: Request, user: Staff, form: Form) -> Response:
         from ..send import send_test
 
         week = self._week(request)
@@ -327,14 +337,15 @@ class WeekRoutes:
             )
         return redirect(f"/week/{week}?tested={len(addresses)}")
 
-    def _send_blocker(self, doc: IssueDoc) -> str:
-        approval = approval_of(doc.text)
-        if self.settings.weekly.require_approval and not approval.valid:
-            return "approve the issue first ([weekly] require_approval = true)"
+    def _send_blocker(self, loaded: LoadedIssue) -> str:
+        """Why this issue may not be sent now ("" if it may): weekly's own rule."""
+        try:
+            check_approval(loaded, self.settings)
+        except NewsletterError as exc:
+            return str(exc).replace(f"{self.settings.root}/", "")
         return ""
 
-    async def confirm(self, request: Request, user: Staff, form: Form) -> Response:
-        from ..render import open_issue
+    def confirm(self, request: Request, user: Staff, form: Form) -> Response:
         from ..send import plan
 
         week = self._week(request)
@@ -343,44 +354,45 @@ class WeekRoutes:
             return redirect(f"/week/{week}")
         try:
             doc = IssueDoc.load(path)
+            loaded = open_issue(path, self.settings)
+            count, _, already = plan(loaded, self.settings)
         except NewsletterError as exc:
             return self.page(request, user, week, error=str(exc), status_code=409)
-        count, _, already = plan(open_issue(path, self.settings), self.settings)
         preview = self._preview(doc)
         return self.studio.render(
             request, "send_confirm.html", user=user, title=f"Send {week}", week=week, doc=doc,
             count=count, already=already, preview=preview, findings=preview.findings(),
-            blocker=self._send_blocker(doc), progress=self.studio.jobs.progress(week),
+            blocker=self._send_blocker(loaded), progress=self.studio.jobs.progress(week),
             subject=_fields(doc)["subject"],
         )  # fmt: skip
 
-    async def send(self, request: Request, user: Staff, form: Form) -> Response:
+    def send(self, request: Request, user: Staff, form: Form) -> Response:
         week = self._week(request)
         path = self.path(week)
         if not path.exists():
             return redirect(f"/week/{week}")
         try:
-            doc = IssueDoc.load(path)
+            # Read once: the text checked here (version, approval) is the text sent.
+            loaded = open_issue(path, self.settings)
+            loaded.require_valid()
         except NewsletterError as exc:
             return self.page(request, user, week, error=str(exc), status_code=409)
-        if doc.version != field(form, "version"):
+        if version_of(loaded.text) != field(form, "version"):
             return redirect(f"/week/{week}/send?changed=1")
-        blocker = self._send_blocker(doc)
+        blocker = self._send_blocker(loaded)
         if blocker:
             return self.page(request, user, week, error=blocker, status_code=409)
-        progress = self.studio.jobs.progress(week)
-        if progress.running:
+        if self.studio.jobs.progress(week).running:
             # The ledger's lease would refuse a second run anyway; say so before trying.
             return redirect(f"/week/{week}/progress")
-        self.studio.jobs.start("send", week, lambda: self._send(path, user))
-        self.studio.audit(user, "send", week)
+        if self.studio.jobs.start("send", week, lambda: self._send(loaded, user)):
+            self.studio.audit(user, "send", week)
         return redirect(f"/week/{week}/progress")
 
-    def _send(self, path: Path, user: accounts.Staff) -> str:
-        from ..render import open_issue
+    def _send(self, loaded: LoadedIssue, user: accounts.Staff) -> str:
         from ..send.checked import send_checked
 
-        report = send_checked(open_issue(path, self.settings), self.settings)
+        report = send_checked(loaded, self.settings, stop=self.studio.jobs.stop)
         parts = [f"{report.sent} sent"]
         if report.failed:
             parts.append(f"{report.failed} failed")
@@ -388,9 +400,11 @@ class WeekRoutes:
             parts.append(f"{report.deferred} deferred")
         if report.stopped:
             parts.append(f"stopped: {report.stopped}")
-        return ", ".join(parts) + f" in {report.seconds:.1f} s"
+        summary = ", ".join(parts) + f" in {report.seconds:.1f} s"
+        self.studio.audit(user, "sent", f"{loaded.week}: {summary}")
+        return summary
 
-    async def progress(self, request: Request, user: Staff, form: Form) -> Response:
+    def progress(self, request: Request, user: Staff, form: Form) -> Response:
         week = self._week(request)
         progress = self.studio.jobs.progress(week)
         if request.url.path.endswith(".json"):

@@ -29,6 +29,8 @@ __all__ = [
 MAX_BODY = 16 * 1024
 #: A client gets this long to send its whole body (slow-loris bodies are cut off).
 BODY_SECONDS = 10.0
+#: The slowest upload a large body (``Guard``'s ``large``) is given time for.
+BODY_BYTES_PER_SECOND = 128 * 1024
 
 #: Pages of our own: scripts none at all, styles and images from here (issue pages set theirs).
 CSP = (
@@ -60,9 +62,15 @@ class Guard:
     security headers on every response, errors included (a 500 page gets them from the
     page itself: see :func:`add_security_headers`)."""
 
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY, csp: str = CSP) -> None:
-        # The studio takes bigger bodies (a CSV upload) and allows its own script.
-        self.app, self.max_body, self.csp = app, max_body, csp.encode()
+    def __init__(
+        self,
+        app: ASGIApp,
+        csp: str = CSP,
+        large: dict[str, int] | None = None,
+    ) -> None:
+        # The studio allows its own script, and takes a CSV upload on one path (``large``:
+        # path -> its limit); every other request stays small.
+        self.app, self.csp, self.large = app, csp.encode(), large or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +90,7 @@ class Guard:
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send_with_headers)
             return
-        body = await _read_body(scope, receive, self.max_body)
+        body = await _read_body(scope, receive, self.large.get(scope["path"], MAX_BODY))
         if isinstance(body, Response):
             await body(scope, receive, send_with_headers)
             return
@@ -108,7 +116,8 @@ async def _read_body(scope: Scope, receive: Receive, max_body: int) -> bytes | R
     chunks: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout(BODY_SECONDS):
+        # A big upload gets time in step with its size (at least ~1 Mbit/s).
+        async with asyncio.timeout(BODY_SECONDS + max_body / BODY_BYTES_PER_SECOND):
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":

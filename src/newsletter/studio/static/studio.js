@@ -1,5 +1,5 @@
 // The studio's little script. Every page works without it; it adds:
-// live send progress, a reload while a collect runs, and the scroll position kept
+// live send progress, a collect's progress, and the scroll position kept
 // across the form posts that edit the week (each answers with a redirect to the page).
 "use strict";
 
@@ -23,11 +23,34 @@
     const box = document.querySelector("[data-progress]");
     if (box) watchProgress(box);
 
-    const job = document.querySelector("[data-reload]");
-    if (job) {
-      setTimeout(function () { location.reload(); }, 1000 * Number(job.dataset.reload));
-    }
+    const job = document.querySelector("[data-collect]");
+    if (job) watchCollect(job);
   });
+
+  // Typing not yet saved: a finished collect must not reload the page over it.
+  let dirty = false;
+  document.addEventListener("input", function () { dirty = true; });
+
+  function watchCollect(job) {
+    const tick = function () {
+      fetch(job.dataset.collect, { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (state) {
+          if (!state) return;
+          if (state.running) {
+            job.textContent = "Collecting… " + state.summary;
+            setTimeout(tick, 2000);
+          } else if (!dirty) {
+            location.reload();
+          } else {
+            job.textContent = (state.error ? "Collect failed: " + state.error
+              : "Collected: " + state.summary) + ". Save your changes, then reload to see the new stories.";
+          }
+        })
+        .catch(function () { setTimeout(tick, 5000); });
+    };
+    setTimeout(tick, 2000);
+  }
 
   function watchProgress(box) {
     const url = box.dataset.progress;
