@@ -16,12 +16,13 @@ from newsletter.approval import (
     approval_of,
     content_hash,
     require_approved,
+    seal,
 )
 from newsletter.draft import Draft, render_draft
 from newsletter.errors import InputError
 from newsletter.issuefile import parse, parse_issue
 from newsletter.schedule import next_send
-from newsletter.settings import Settings, WeeklySettings
+from newsletter.settings import SAMPLE_SECRET, Settings, WeeklySettings
 from newsletter.studio.issuedoc import IssueDoc
 from tests.cli_process import run_newsletter
 from tests.conftest import ROOT, SAMPLE_ISSUE
@@ -30,14 +31,17 @@ from tests.test_cli import assert_one_line_error
 SAMPLE = SAMPLE_ISSUE.read_text(encoding="utf-8")
 ISSUE = "issues/2023-W25.toml"
 NOW = dt.datetime(2023, 6, 22, 16, 5, tzinfo=dt.UTC)
+#: The sample config's secret, which the CLI tests' projects use.
+SECRETS = [SAMPLE_SECRET]
 
 
-def approved(text: str, who: str = "ada") -> str:
+def approved(text: str, who: str = "ada", secret: str = SAMPLE_SECRET) -> str:
     """``text`` with an approval recorded the way the studio records it."""
     data = tomllib.loads(text)
+    data.update(approved_by=who, approved_at=dt.datetime(2023, 6, 22, 16, 5, tzinfo=dt.UTC))
     return (
         f'status = "approved"\napproved_by = "{who}"\napproved_at = 2023-06-22T16:05:00Z\n'
-        f'approved_hash = "{content_hash(data)}"\n' + text
+        f'approved_hash = "{seal(data, secret)}"\n' + text
     )
 
 
@@ -81,27 +85,42 @@ def test_the_hash_reads_dates_and_times_as_iso_strings() -> None:
 
 
 def test_only_a_matching_hash_approves() -> None:
-    assert approval_of(SAMPLE) == Approval(status="draft", by="", at="", valid=False)
-    good = approval_of(approved(SAMPLE))
+    assert approval_of(SAMPLE, SECRETS) == Approval(status="draft", by="", at="", valid=False)
+    good = approval_of(approved(SAMPLE), SECRETS)
     assert good == Approval("approved", "ada", "2023-06-22T16:05:00+00:00", valid=True)
     assert not good.stale and good.problem() == ""
-    typed = approval_of('status = "approved"\n' + SAMPLE)
+    typed = approval_of('status = "approved"\n' + SAMPLE, SECRETS)
     assert not typed.valid and not typed.stale
     assert "typed, not recorded by an approval" in typed.problem()
-    wrong = approval_of(approved(SAMPLE).replace('"sha256:', '"sha256:0'))
+    wrong = approval_of(approved(SAMPLE).replace('"hmac-sha256:', '"hmac-sha256:0'), SECRETS)
     assert not wrong.valid and wrong.stale
-    edited = approval_of(approved(SAMPLE).replace("number = 1", "number = 2"))
+    edited = approval_of(approved(SAMPLE).replace("number = 1", "number = 2"), SECRETS)
     assert not edited.valid and edited.stale
     assert edited.problem() == (
         "not approved: edited after its approval (by ada on 2023-06-22T16:05:00+00:00)"
     )
     with pytest.raises(InputError, match="not valid TOML"):
-        approval_of("status = ")
+        approval_of("status = ", SECRETS)
+
+
+def test_only_the_secret_seals_an_approval() -> None:
+    text = approved(SAMPLE)
+    assert not approval_of(text, ["another secret"]).valid
+    # The plain content hash (what anyone can compute from the file) approves nothing.
+    data = tomllib.loads(SAMPLE)
+    forged = text.replace(text.split('approved_hash = "')[1].split('"')[0], content_hash(data))
+    assert not approval_of(forged, SECRETS).valid
+    # Who and when are sealed too: the approval cannot be moved to someone else.
+    assert not approval_of(
+        text.replace('approved_by = "ada"', 'approved_by = "boss"'), SECRETS
+    ).valid
+    # After a rotation, approvals sealed with a previous secret still hold.
+    assert approval_of(approved(SAMPLE, secret="old"), ["new", "old"]).valid
 
 
 def test_require_approved_says_why_in_one_line() -> None:
     source = "issues/2023-W25.toml"
-    assert require_approved(approved(SAMPLE), source).valid
+    assert require_approved(approved(SAMPLE), source, SECRETS).valid
     cases = {
         SAMPLE: 'issues/2023-W25.toml: not approved (status "draft"); approve it in the studio, '
         "or set [weekly] require_approval = false",
@@ -111,7 +130,7 @@ def test_require_approved_says_why_in_one_line() -> None:
     }
     for text, message in cases.items():
         with pytest.raises(NotApproved) as caught:
-            require_approved(text, source)
+            require_approved(text, source, SECRETS)
         assert str(caught.value) == message
         assert caught.value.exit_code == 2
 
@@ -131,7 +150,7 @@ def test_a_new_draft_is_a_draft(tmp_path: Path) -> None:
     text = render_draft(Draft("2023-W25", tmp_path / "2023-W25.toml"), 3)
     assert '\nstatus = "draft"\n' in text
     assert tomllib.loads(text)["status"] == "draft"
-    assert approval_of(text).status == "draft"
+    assert approval_of(text, SECRETS).status == "draft"
 
 
 # -- `newsletter weekly` with [weekly] require_approval -------------------------------------------
@@ -175,7 +194,7 @@ def test_weekly_sends_only_an_approved_issue(project: Path) -> None:
     assert sent(project) == 0 and not (project / "out" / "2023-W25").exists()
 
     doc = IssueDoc.load(issue)
-    doc.approve("ada", NOW)
+    doc.approve("ada", NOW, SAMPLE_SECRET)
     doc.save(doc.version)
     first = run_newsletter(project, "weekly", "--week", "2023-W25")
     assert first.returncode == 0, first.stderr
@@ -186,7 +205,7 @@ def test_weekly_sends_only_an_approved_issue(project: Path) -> None:
     doc = IssueDoc.load(issue)
     doc.set_field("subject", "A typo fixed after the send")
     doc.save(doc.version)
-    assert not approval_of(issue.read_text(encoding="utf-8")).valid
+    assert not approval_of(issue.read_text(encoding="utf-8"), SECRETS).valid
     again = run_newsletter(project, "weekly", "--week", "2023-W25")
     assert again.returncode == 0, again.stderr
     assert "Nothing to send: 2023-W25 already went to 20 subscribers." in again.stdout
@@ -197,7 +216,7 @@ def test_weekly_refuses_an_issue_edited_after_its_approval(project: Path) -> Non
     approval_project(project)
     issue = project / ISSUE
     doc = IssueDoc.load(issue)
-    doc.approve("ada", NOW)
+    doc.approve("ada", NOW, SAMPLE_SECRET)
     doc.save(doc.version)
     text = issue.read_text(encoding="utf-8")
     issue.write_text(text.replace("in Berlin on Monday", "in Berlin on Tuesday"), "utf-8")

@@ -21,6 +21,7 @@ from tests.conftest import SAMPLE_ISSUE
 
 SAMPLE = SAMPLE_ISSUE.read_text(encoding="utf-8")
 NOW = dt.datetime(2023, 6, 22, 16, 5, 30, 123456, tzinfo=dt.UTC)
+SECRET = "issuedoc test secret"
 
 #: A small hand-written issue: a compact layout, comments everywhere, a story with no URL.
 COMPACT = """\
@@ -399,11 +400,11 @@ def test_a_sequence_of_edits_builds_and_keeps_every_comment(
     doc.edit_story(new, url="https://newsroom.example.org/typed-in")
     doc.move_to_section(keys[-1], 0)
     doc.move(keys[0], +3)
-    doc.approve("ada", NOW)
+    doc.approve("ada", NOW, SECRET)
     text = doc.dumps()
     assert_builds(text, settings)  # settings: stories without a URL would be refused
     assert comments(text) == comments(SAMPLE)
-    assert approval_of(text).valid
+    assert approval_of(text, [SECRET]).valid
     assert set(doc.story_keys()) == set(keys) - {keys[4]} | {new}
     assert "\n\n\n" not in text and text.endswith('source = "NATO newsroom"\n')
     version = doc.save(doc.version)
@@ -504,7 +505,7 @@ def test_an_already_broken_file_can_still_be_edited(sample: Path) -> None:
     with pytest.raises(EditError, match=r"^subject:"):
         doc.set_field("subject", "")
     with pytest.raises(EditError, match=r"cannot approve: .*has no alt text"):
-        doc.approve("ada", NOW)
+        doc.approve("ada", NOW, SECRET)
 
 
 # -- approval -------------------------------------------------------------------------------------
@@ -512,56 +513,56 @@ def test_an_already_broken_file_can_still_be_edited(sample: Path) -> None:
 
 def test_approve_records_who_when_and_the_hash(sample: Path) -> None:
     doc = IssueDoc.load(sample)
-    doc.approve("  ada  ", NOW)
+    doc.approve("  ada  ", NOW, SECRET)
     text = doc.dumps()
     assert changed_lines(SAMPLE, text)[:3] == [
         '+status = "approved"',
         '+approved_by = "ada"',
         "+approved_at = 2023-06-22T16:05:30Z",
     ]
-    assert changed_lines(SAMPLE, text)[3].startswith('+approved_hash = "sha256:')
-    approval = approval_of(text)
+    assert changed_lines(SAMPLE, text)[3].startswith('+approved_hash = "hmac-sha256:')
+    approval = approval_of(text, [SECRET])
     assert approval.valid and approval.by == "ada" and approval.at == "2023-06-22T16:05:30+00:00"
     data = tomllib.loads(text)
     assert data["approved_at"] == dt.datetime(2023, 6, 22, 16, 5, 30, tzinfo=dt.UTC)
     assert parse_issue(text, "approved").status == "approved"
     brussels = dt.timezone(dt.timedelta(hours=2))
-    doc.approve("grace", NOW.astimezone(brussels))
+    doc.approve("grace", NOW.astimezone(brussels), SECRET)
     assert "approved_at = 2023-06-22T18:05:30+02:00\n" in doc.dumps()
     assert doc.dumps().count("approved_by") == 1
-    assert approval_of(doc.dumps()).by == "grace"
+    assert approval_of(doc.dumps(), [SECRET]).by == "grace"
     with pytest.raises(EditError, match=r"^approved_by:"):
-        doc.approve(" ", NOW)
+        doc.approve(" ", NOW, SECRET)
 
 
 def test_an_edit_after_approval_returns_the_issue_to_draft(sample: Path) -> None:
     doc = IssueDoc.load(sample)
-    doc.approve("ada", NOW)
+    doc.approve("ada", NOW, SECRET)
     approved = doc.dumps()
     doc.move(doc.stories()[2].key, -1)
     text = doc.dumps()
     assert 'status = "draft"\nsubject' in text
     assert "approved_" not in text
-    assert not approval_of(text).valid and approval_of(text).status == "draft"
+    assert not approval_of(text, [SECRET]).valid and approval_of(text, [SECRET]).status == "draft"
     # And once more approved: the same four lines, in the same place.
-    doc.approve("ada", NOW)
-    assert changed_lines(approved, doc.dumps())[0].startswith('-approved_hash = "sha256:')
+    doc.approve("ada", NOW, SECRET)
+    assert changed_lines(approved, doc.dumps())[0].startswith('-approved_hash = "hmac-sha256:')
 
 
 def test_a_hand_edit_after_approval_undoes_it(sample: Path) -> None:
     doc = IssueDoc.load(sample)
-    doc.approve("ada", NOW)
+    doc.approve("ada", NOW, SECRET)
     doc.save(doc.version)
     approved = sample.read_text(encoding="utf-8")
-    assert approval_of(approved).valid
+    assert approval_of(approved, [SECRET]).valid
     # Comments, blank lines and quoting are not content: the approval holds.
     reformatted = approved.replace("number = 1\n", "# Issue one.\nnumber = 1\n\n").replace(
         'kind = "video"', "kind = 'video'"
     )
-    assert approval_of(reformatted).valid
+    assert approval_of(reformatted, [SECRET]).valid
     # A changed value is: the file still says "approved", but it is not.
     edited = approved.replace("in Berlin on Monday", "in Berlin on Tuesday")
-    approval = approval_of(edited)
+    approval = approval_of(edited, [SECRET])
     assert approval.status == "approved" and not approval.valid and approval.stale
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from newsletter import ledger
 from newsletter.approval import approval_of
+from newsletter.settings import SAMPLE_SECRET
 from newsletter.store import Store
 from tests.studio_site import (
     PASSWORD,
@@ -30,6 +31,9 @@ from tests.studio_site import (
     make_site,
     version_of,
 )
+
+#: The sample config's secret: what the studio seals approvals with in these tests.
+SECRETS = [SAMPLE_SECRET]
 
 
 @pytest.fixture
@@ -273,11 +277,11 @@ def test_approval_is_recorded_and_lost_on_a_later_edit(site: StudioSite) -> None
         f"/week/{WEEK}/approve", data={"csrf": csrf_of(page.text), "version": version_of(page.text)}
     )
     assert response.status_code == 303
-    approval = approval_of(site.issue.read_text())
+    approval = approval_of(site.issue.read_text(), SECRETS)
     assert approval.valid and approval.by == "eddie"
     assert "Approved by" in site.page(client).text
     site.edit(client, op="fields", preheader="A new preheader after approval.")
-    assert not approval_of(site.issue.read_text()).valid
+    assert not approval_of(site.issue.read_text(), SECRETS).valid
     assert "not approved" in site.page(client).text
 
 
@@ -288,7 +292,7 @@ def test_a_hand_edit_after_approval_returns_the_issue_to_draft(site: StudioSite)
         f"/week/{WEEK}/approve", data={"csrf": csrf_of(page.text), "version": version_of(page.text)}
     )
     site.issue.write_text(site.issue.read_text().replace("DIANA goes live", "DIANA is live"))
-    assert not approval_of(site.issue.read_text()).valid
+    assert not approval_of(site.issue.read_text(), SECRETS).valid
     assert "edited after approval" in site.page(client).text
 
 

@@ -5,13 +5,16 @@ An issue file records its approval in four top-level keys::
     status = "approved"                 # or "draft"
     approved_by = "ada"                 # the staff account that approved it
     approved_at = 2023-06-22T16:05:00Z  # a TOML offset date-time (a string is read too)
-    approved_hash = "sha256:3f1c…"      # content_hash() of what was approved
+    approved_hash = "hmac-sha256:3f1c…" # seal(): the content, who and when, keyed
 
-The hash covers the issue's content: every value of the file except those four keys,
+The seal covers the issue's content (every value of the file except those four keys,
 canonicalised, so comments, blank lines, key order and string quoting do not count, and
-any change of a value does. An approval is valid only while the hash matches: an edit
-made after it, in the studio or by hand, undoes it, and a hand-typed ``status =
-"approved"`` without the right hash is not an approval.
+any change of a value does) together with who approved it and when, keyed with the
+project's ``[security] secret``. An approval is valid only while the seal matches: an
+edit made after it, in the studio or by hand, undoes it; a hand-typed ``status =
+"approved"`` is not an approval, and without the secret nobody can write one that is
+(someone who can edit the file but not read the secret cannot forge the studio's
+approval). Rotating the secret keeps approvals sealed with ``previous_secrets`` valid.
 
 `weekly` sends only a validly approved issue when ``[weekly] require_approval`` is set
 (:func:`require_approved`); the studio writes approvals (:mod:`newsletter.studio.issuedoc`).
@@ -21,8 +24,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +40,7 @@ __all__ = [
     "approval_of",
     "content_hash",
     "require_approved",
+    "seal",
 ]
 
 #: What every refusal of `weekly` ends with: the two ways out.
@@ -65,6 +71,17 @@ def content_hash(data: dict[str, Any]) -> str:
         content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_plain
     )
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def seal(data: dict[str, Any], secret: str) -> str:
+    """``"hmac-sha256:<hex>"`` over the content hash, ``approved_by`` and ``approved_at`` of
+    the parsed TOML ``data``, keyed with ``secret``: what ``approved_hash`` must hold."""
+    message = "\n".join(
+        ("newsletter approval", content_hash(data), _text(data.get("approved_by")),
+         _text(data.get("approved_at")))
+    )  # fmt: skip
+    mac = hmac.new(secret.encode(), message.encode("utf-8", "surrogatepass"), hashlib.sha256)
+    return "hmac-sha256:" + mac.hexdigest()
 
 
 @dataclass
@@ -106,25 +123,25 @@ def _text(value: object) -> str:
     return str(value).strip()
 
 
-def approval_of(text: str) -> Approval:
-    """Read the approval of issue TOML ``text``; :class:`InputError` if it is not TOML."""
+def approval_of(text: str, secrets: Sequence[str]) -> Approval:
+    """Read the approval of issue TOML ``text``, checking its seal against ``secrets`` (the
+    current secret and the previous ones); :class:`InputError` if it is not TOML."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML: {exc}") from None
     status = _text(data.get("status", "draft"))
     recorded = data.get("approved_hash")
-    valid = (
-        status == "approved"
-        and isinstance(recorded, str)
-        and recorded.strip() == content_hash(data)
-    )
+    recorded = recorded.strip() if isinstance(recorded, str) else ""
+    # Every secret is tried, so the time taken does not say which one matched.
+    matches = [hmac.compare_digest(seal(data, secret), recorded) for secret in secrets]
+    valid = status == "approved" and bool(recorded) and any(matches)
     return Approval(status, _text(data.get("approved_by")), _text(data.get("approved_at")), valid)
 
 
-def require_approved(text: str, source: str) -> Approval:
+def require_approved(text: str, source: str, secrets: Sequence[str]) -> Approval:
     """The approval of ``text``, or :class:`NotApproved` in one line naming ``source``."""
-    approval = approval_of(text)
+    approval = approval_of(text, secrets)
     if not approval.valid:
         ways_out = _WAYS_OUT.replace("it", "it again", 1) if approval.stale else _WAYS_OUT
         raise NotApproved(f"{source}: {approval.problem()}; {ways_out}")

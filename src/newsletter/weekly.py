@@ -41,7 +41,7 @@ def check_approval(loaded: LoadedIssue, settings: Settings) -> None:
     loaded.require_valid()  # a bad file is its own, located error, not "not approved"
     pending, _, _ = plan(loaded, settings)
     if pending:
-        require_approved(loaded.text, str(loaded.path))
+        require_approved(loaded.text, str(loaded.path), settings.security.all_secrets())
 
 
 def run_weekly(

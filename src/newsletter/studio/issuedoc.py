@@ -49,7 +49,7 @@ from tomlkit.items import (
 )
 from tomlkit.toml_document import TOMLDocument
 
-from ..approval import content_hash
+from ..approval import content_hash, seal
 from ..errors import InputError, NewsletterError
 from ..files import write_atomic
 from ..issuefile import parse
@@ -394,8 +394,9 @@ class IssueDoc:
 
     # -- approval ----------------------------------------------------------------------------
 
-    def approve(self, who: str, now: dt.datetime) -> None:
-        """Record an approval of the content as it is now: by ``who``, at ``now``.
+    def approve(self, who: str, now: dt.datetime, secret: str) -> None:
+        """Record an approval of the content as it is now: by ``who``, at ``now``, sealed
+        with ``secret`` (:func:`newsletter.approval.seal`).
 
         ``approved_at`` is written as a TOML offset date-time to the second, in ``now``'s
         zone (a naive ``now`` is local time). Refused (:class:`EditError`) when the file has
@@ -408,13 +409,13 @@ class IssueDoc:
         if refusals:
             raise self._edit_error(refusals[0], prefix="cannot approve: ")
         when = (now if now.tzinfo else now.astimezone()).replace(microsecond=0)
-        data = tomllib.loads(self._current)
+        data = {**tomllib.loads(self._current), "approved_by": who, "approved_at": when}
         doc = self._doc(to_edit=True)
         for name, value in (
             ("status", "approved"),
             ("approved_by", who),
             ("approved_at", when),
-            ("approved_hash", content_hash(data)),
+            ("approved_hash", seal(data, secret)),
         ):
             set_key(doc, name, tomlkit.item(value), _TOP_ORDER)
         self._current = self._finish(doc, None)

@@ -124,7 +124,7 @@ class WeekRoutes:
             preview = self._preview(doc)
             context.update(
                 doc=doc, stories=stories, sections=doc.sections(), preview=preview,
-                approval=approval_of(doc.text), fields=_fields(doc),
+                approval=approval_of(doc.text, self.studio.secrets), fields=_fields(doc),
                 findings=preview.findings(),
             )  # fmt: skip
         context["candidates"] = self._candidates(week, stories)
@@ -272,7 +272,7 @@ class WeekRoutes:
                 error="the checks find errors: fix them before approving",
             )  # fmt: skip
         try:
-            doc.approve(user.name, dt.datetime.now(dt.UTC))
+            doc.approve(user.name, dt.datetime.now(dt.UTC), self.studio.secrets[0])
             doc.save(field(form, "version"))
         except Conflict:
             return redirect(f"/week/{week}?conflict=1")
