@@ -97,7 +97,7 @@ def test_json_output_is_a_valid_list_at_any_length(capsys: pytest.CaptureFixture
 
 def test_export_rows_are_the_public_fields(project: Path) -> None:
     from newsletter import subscribers
-    from newsletter.cli.subscribers import EXPORT_COLUMNS
+    from newsletter.subscribers import EXPORT_COLUMNS
 
     with Store(project / "newsletter.db") as store:
         added = subscribers.add(store, "ada@example.org", "Ada")

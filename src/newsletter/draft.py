@@ -84,25 +84,33 @@ def _toml(value: object) -> str:
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
+def story_fields(row: sqlite3.Row) -> dict[str, object]:
+    """A library item as an issue file's story: the keys `draft` writes, in its order
+    (the studio adds a story from the library with the same)."""
+    fields: dict[str, object] = {"id": row["id"], "title": row["title"], "url": row["url"] or ""}
+    if row["summary"]:
+        fields["summary"] = row["summary"]
+    if row["published"]:
+        fields["published"] = dt.date.fromisoformat(row["published"])
+    fields.update(kind=row["kind"], source=row["source"])
+    if row["author"]:
+        fields["author"] = row["author"]
+    if row["image_url"]:
+        fields["image"] = {"url": row["image_url"], "alt": row["image_alt"] or row["title"]}
+    return fields
+
+
 def _item_lines(row: sqlite3.Row, table: str) -> list[str]:
     lines = [f"[{table}]"]
     if not row["url"]:
         lines.append("# NEEDS A URL: the source gave none; paste the story's web address.")
-    lines += [
-        f"id = {_toml(row['id'])}",
-        f"title = {_toml(row['title'])}",
-        f"url = {_toml(row['url'] or '')}",
-    ]
-    if row["summary"]:
-        lines.append(f"summary = {_toml(row['summary'])}")
-    if row["published"]:
-        lines.append(f"published = {row['published']}")
-    lines += [f"kind = {_toml(row['kind'])}", f"source = {_toml(row['source'])}"]
-    if row["author"]:
-        lines.append(f"author = {_toml(row['author'])}")
-    if row["image_url"]:
-        alt = row["image_alt"] or row["title"]
-        lines.append(f"image = {{ url = {_toml(row['image_url'])}, alt = {_toml(alt)} }}")
+    for key, value in story_fields(row).items():
+        if isinstance(value, dt.date):
+            lines.append(f"{key} = {value.isoformat()}")
+        elif isinstance(value, dict):
+            lines.append(f"{key} = {{ url = {_toml(value['url'])}, alt = {_toml(value['alt'])} }}")
+        else:
+            lines.append(f"{key} = {_toml(value)}")
     return lines
 
 

@@ -54,6 +54,10 @@ __all__ = [
 ]
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
+#: The columns of an export (`subscribers export`, the studio's): everything but the token.
+EXPORT_COLUMNS = (
+    "email", "name", "status", "created", "source", "first_name", "consent_at", "consent_ip",
+)  # fmt: skip
 
 
 class SubscriberError(NewsletterError):

@@ -22,9 +22,6 @@ F = TypeVar("F", bound="Callable[..., Any]")
 #: need not import the subscribers module.
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
 COLUMNS = ("email", "name", "status", "created", "source")
-#: `export` adds the consent record (when and from where a subscriber confirmed) and the
-#: first name, which `import` reads back.
-EXPORT_COLUMNS = (*COLUMNS, "first_name", "consent_at", "consent_ip")
 
 
 @click.command()
@@ -188,6 +185,10 @@ def subscribers_export(status: str | None, as_json: bool, settings: Settings) ->
     Example:
         newsletter subscribers export > subscribers.csv
     """
+    # The consent record (when and from where a subscriber confirmed) and the first name
+    # too, which `import` reads back.
+    from ..subscribers import EXPORT_COLUMNS
+
     rows = _public_rows(settings, status, EXPORT_COLUMNS)
     if as_json:
         print_rows(rows, EXPORT_COLUMNS, as_json=True)

@@ -24,11 +24,8 @@ from ..errors import NewsletterError
 from . import accounts
 from .base import Form, Staff, Studio, field, redirect
 
-__all__ = ["EXPORT_COLUMNS", "PeopleRoutes"]
+__all__ = ["PeopleRoutes"]
 
-EXPORT_COLUMNS = (
-    "email", "name", "first_name", "status", "created", "source", "consent_at", "consent_ip",
-)  # fmt: skip
 PAGE = 50
 
 
@@ -126,12 +123,12 @@ class PeopleRoutes:
         handle, temp = tempfile.mkstemp(suffix=".csv")
         with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
-            writer.writerow(EXPORT_COLUMNS)
+            writer.writerow(subscribers.EXPORT_COLUMNS)
             with self.studio.store() as store:
                 for found in subscribers.iter_subscribers(
                     store, status if status in subscribers.STATUSES else None
                 ):
-                    writer.writerow([_cell(getattr(found, c)) for c in EXPORT_COLUMNS])
+                    writer.writerow([_cell(getattr(found, c)) for c in subscribers.EXPORT_COLUMNS])
         self.studio.audit(user, "export", status or "every subscriber")
         return FileResponse(
             temp, media_type="text/csv", filename="subscribers.csv",

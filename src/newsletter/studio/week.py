@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from .. import library
 from ..approval import approval_of
+from ..draft import story_fields
 from ..errors import NewsletterError
 from ..models import iso_week, week_range
 from ..render import LoadedIssue, open_issue
@@ -211,7 +212,7 @@ class WeekRoutes:
         row = next((r for r in rows if r["id"] == field(form, "item")), None)
         if row is None:
             raise NewsletterError("that story is no longer in the library for this week")
-        doc.add_story(_story_fields(row), _int(field(form, "section")))
+        doc.add_story(story_fields(row), _int(field(form, "section")))
         return f"added story {row['id']}"
 
     def draft(self, request: Request, user: Staff, form: Form) -> Response:
@@ -447,18 +448,3 @@ def _candidate(row: sqlite3.Row) -> Candidate:
         id=row["id"], title=row["title"], url=row["url"] or "", source=row["source"],
         published=row["published"] or "", kind=row["kind"], image_url=row["image_url"] or "",
     )  # fmt: skip
-
-
-def _story_fields(row: sqlite3.Row) -> dict[str, object]:
-    """A library item as an issue file's story (the fields `draft` writes)."""
-    fields: dict[str, object] = {"id": row["id"], "title": row["title"], "url": row["url"] or ""}
-    if row["summary"]:
-        fields["summary"] = row["summary"]
-    if row["published"]:
-        fields["published"] = dt.date.fromisoformat(row["published"][:10])
-    fields.update(kind=row["kind"], source=row["source"])
-    if row["author"]:
-        fields["author"] = row["author"]
-    if row["image_url"]:
-        fields["image"] = {"url": row["image_url"], "alt": row["image_alt"] or row["title"]}
-    return fields
