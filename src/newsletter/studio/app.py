@@ -33,6 +33,7 @@ from . import accounts
 from .base import CSP, CSRF_COOKIE, SESSION_COOKIE, Form, Staff, Studio, field, read_form, redirect
 from .history import ReportRoutes
 from .people import PeopleRoutes
+from .sending import SendRoutes
 from .week import WeekRoutes
 
 __all__ = ["create_app"]
@@ -68,6 +69,7 @@ def _safe_next(target: str) -> str:
 def create_app(settings: Settings) -> Starlette:
     studio = Studio(settings)
     week = WeekRoutes(studio)
+    sending = SendRoutes(studio, week)
     people = PeopleRoutes(studio)
     reports = ReportRoutes(studio)
 
@@ -150,11 +152,11 @@ def create_app(settings: Settings) -> Starlette:
         Route("/week/{week:isoweek}/collect.json", view(week.collect_status)),
         Route("/week/{week:isoweek}/approve", approve(week.approve), methods=["POST"]),
         Route("/week/{week:isoweek}/preview", view(week.preview)),
-        Route("/week/{week:isoweek}/test", compose(week.test), methods=["POST"]),
-        Route("/week/{week:isoweek}/send", send(week.confirm)),
-        Route("/week/{week:isoweek}/send", send(week.send), methods=["POST"]),
-        Route("/week/{week:isoweek}/progress", view(week.progress)),
-        Route("/week/{week:isoweek}/progress.json", view(week.progress)),
+        Route("/week/{week:isoweek}/test", compose(sending.test), methods=["POST"]),
+        Route("/week/{week:isoweek}/send", send(sending.confirm)),
+        Route("/week/{week:isoweek}/send", send(sending.send), methods=["POST"]),
+        Route("/week/{week:isoweek}/progress", view(sending.progress)),
+        Route("/week/{week:isoweek}/progress.json", view(sending.progress)),
         Route("/reports", view(reports.index)),
         Route("/reports/{week:isoweek}", view(reports.issue)),
         Route("/subscribers", people_(people.subscribers)),

@@ -25,13 +25,12 @@ from ..approval import approval_of
 from ..draft import story_fields
 from ..errors import NewsletterError
 from ..models import iso_week, week_range
-from ..render import LoadedIssue, open_issue
 from ..schedule import next_send
-from ..weekly import check_approval, current_week
+from ..weekly import current_week
 from . import accounts
 from .base import Form, Staff, Studio, field, redirect
 from .issuedoc import Conflict, IssueDoc, StoryRef
-from .preview import FILES, Preview, version_of
+from .preview import FILES, Preview
 
 __all__ = ["WeekRoutes"]
 
@@ -125,7 +124,7 @@ class WeekRoutes:
             preview = self._preview(doc)
             context.update(
                 doc=doc, stories=stories, sections=doc.sections(), preview=preview,
-                approval=approval_of(doc.text, self.studio.secrets), fields=_fields(doc),
+                approval=approval_of(doc.text, self.studio.secrets), fields=fields_of(doc),
                 findings=preview.findings(),
             )  # fmt: skip
         context["candidates"] = self._candidates(week, stories)
@@ -185,7 +184,7 @@ class WeekRoutes:
             changed = []
             for name in ("subject", "preheader", "intro"):
                 value = field(form, name).replace("\r\n", "\n")
-                if form is not None and name in form and value != _fields(doc)[name]:
+                if form is not None and name in form and value != fields_of(doc)[name]:
                     doc.set_field(name, value)
                     changed.append(name)
             return "changed " + (", ".join(changed) or "nothing")
@@ -304,123 +303,12 @@ class WeekRoutes:
             preview.dark_html() if dark else preview.html, media_type="text/html", headers=headers
         )
 
-    # -- tests and the send ----------------------------------------------------------------
-
-    def test(self, request: Request, user: Staff, form: Form) -> Response:
-        from ..send import send_test
-
-        week = self._week(request)
-        typed = [a for a in field(form, "addresses").replace(",", " ").split() if a]
-        configured = [str(a) for a in self.settings.studio.test_addresses]
-        if typed and not accounts.allowed(user.role, "send"):
-            return self.page(
-                request, user, week, status_code=403,
-                error="your role sends tests only to [studio] test_addresses",
-            )  # fmt: skip
-        addresses = typed or configured
-        if not addresses:
-            return self.page(
-                request, user, week, status_code=400,
-                error="type an address, or set [studio] test_addresses in config.toml",
-            )  # fmt: skip
-        if len(addresses) > 10:
-            return self.page(request, user, week, status_code=400,
-                             error="at most 10 test addresses at once")  # fmt: skip
-        try:
-            report = send_test(open_issue(self.path(week), self.settings), self.settings, addresses)
-        except NewsletterError as exc:
-            return self.page(request, user, week, error=str(exc), status_code=400)
-        self.studio.audit(user, "test", f"{week} to {', '.join(addresses)}")
-        if report.failed:
-            reasons = "; ".join(f"{f['email']}: {f['reply']}" for f in report.failures)
-            return self.page(
-                request, user, week, error=f"test not sent: {reasons}", status_code=502
-            )
-        return redirect(f"/week/{week}?tested={len(addresses)}")
-
-    def _send_blocker(self, loaded: LoadedIssue) -> str:
-        """Why this issue may not be sent now ("" if it may): weekly's own rule."""
-        try:
-            check_approval(loaded, self.settings)
-        except NewsletterError as exc:
-            return str(exc).replace(f"{self.settings.root}/", "")
-        return ""
-
-    def confirm(self, request: Request, user: Staff, form: Form) -> Response:
-        from ..send import plan
-
-        week = self._week(request)
-        path = self.path(week)
-        if not path.exists():
-            return redirect(f"/week/{week}")
-        try:
-            doc = IssueDoc.load(path)
-            loaded = open_issue(path, self.settings)
-            count, _, already = plan(loaded, self.settings)
-        except NewsletterError as exc:
-            return self.page(request, user, week, error=str(exc), status_code=409)
-        preview = self._preview(doc)
-        return self.studio.render(
-            request, "send_confirm.html", user=user, title=f"Send {week}", week=week, doc=doc,
-            count=count, already=already, preview=preview, findings=preview.findings(),
-            blocker=self._send_blocker(loaded), progress=self.studio.jobs.progress(week),
-            subject=_fields(doc)["subject"],
-        )  # fmt: skip
-
-    def send(self, request: Request, user: Staff, form: Form) -> Response:
-        week = self._week(request)
-        path = self.path(week)
-        if not path.exists():
-            return redirect(f"/week/{week}")
-        try:
-            # Read once: the text checked here (version, approval) is the text sent.
-            loaded = open_issue(path, self.settings)
-            loaded.require_valid()
-        except NewsletterError as exc:
-            return self.page(request, user, week, error=str(exc), status_code=409)
-        if version_of(loaded.text) != field(form, "version"):
-            return redirect(f"/week/{week}/send?changed=1")
-        blocker = self._send_blocker(loaded)
-        if blocker:
-            return self.page(request, user, week, error=blocker, status_code=409)
-        if self.studio.jobs.progress(week).running:
-            # The ledger's lease would refuse a second run anyway; say so before trying.
-            return redirect(f"/week/{week}/progress")
-        if self.studio.jobs.start("send", week, lambda: self._send(loaded, user)):
-            self.studio.audit(user, "send", week)
-        return redirect(f"/week/{week}/progress")
-
-    def _send(self, loaded: LoadedIssue, user: accounts.Staff) -> str:
-        from ..send.checked import send_checked
-
-        report = send_checked(loaded, self.settings, stop=self.studio.jobs.stop)
-        parts = [f"{report.sent} sent"]
-        if report.failed:
-            parts.append(f"{report.failed} failed")
-        if report.deferred:
-            parts.append(f"{report.deferred} deferred")
-        if report.stopped:
-            parts.append(f"stopped: {report.stopped}")
-        summary = ", ".join(parts) + f" in {report.seconds:.1f} s"
-        self.studio.audit(user, "sent", f"{loaded.week}: {summary}")
-        return summary
-
-    def progress(self, request: Request, user: Staff, form: Form) -> Response:
-        week = self._week(request)
-        progress = self.studio.jobs.progress(week)
-        if request.url.path.endswith(".json"):
-            return JSONResponse(progress.as_json(), headers={"cache-control": "no-store"})
-        return self.studio.render(
-            request, "progress.html", user=user, title=f"Sending {week}", week=week,
-            progress=progress,
-        )  # fmt: skip
-
 
 def doc_week(doc: IssueDoc) -> str:
     return doc.path.stem
 
 
-def _fields(doc: IssueDoc) -> dict[str, str]:
+def fields_of(doc: IssueDoc) -> dict[str, str]:
     import tomllib
 
     data = tomllib.loads(doc.text)
