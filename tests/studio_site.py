@@ -14,7 +14,7 @@ from typing import Any
 import tomlkit
 from starlette.testclient import TestClient
 
-from newsletter import subscribers
+from newsletter import audit, subscribers
 from newsletter.settings import Settings, load_settings
 from newsletter.store import Store
 from newsletter.studio import accounts
@@ -76,9 +76,9 @@ class StudioSite:
         data = {"csrf": csrf_of(page.text), "version": version_of(page.text), **fields}
         return client.post(f"/week/{WEEK}/edit", data=data)
 
-    def audit(self) -> list[accounts.AuditEntry]:
+    def audit(self) -> list[audit.AuditEntry]:
         with Store(self.settings.store_path) as store:
-            return accounts.audit_entries(store)
+            return audit.entries(store)
 
     def wait_for_send(self, client: TestClient) -> dict[str, Any]:
         deadline = time.monotonic() + SEND_TIMEOUT

@@ -527,3 +527,30 @@ def test_the_export_is_safe_to_open_in_a_spreadsheet(site: StudioSite) -> None:
     client = site.signed_in("sam")
     exported = client.get("/subscribers/export").text
     assert "'=HYPERLINK" in exported and ",=HYPERLINK" not in exported
+
+
+def test_command_line_actions_are_in_the_audit_log_too(project: Path) -> None:
+    import getpass
+    import json
+
+    from tests.cli_process import run_newsletter
+
+    make_site(project)
+    steps = [
+        ("subscribers", "add", "dee@example.org"),
+        ("send", f"issues/{WEEK}.toml", "--test", "desk@example.org"),
+        ("send", f"issues/{WEEK}.toml", "--yes"),
+        ("send", f"issues/{WEEK}.toml", "--yes"),  # nothing left: not an action
+        ("subscribers", "remove", "dee@example.org"),
+    ]
+    for step in steps:
+        assert run_newsletter(project, *step).returncode == 0, step
+    result = run_newsletter(project, "studio", "audit", "--json")
+    entries = [(e["who"], e["action"], e["what"]) for e in json.loads(result.stdout)]
+    who = f"cli:{getpass.getuser()}"
+    assert entries == [
+        (who, "unsubscribe", "dee@example.org"),
+        (who, "sent", f"{WEEK}: {len(PEOPLE) + 1} sent, 0 failed, 0 deferred"),
+        (who, "test", f"{WEEK} to desk@example.org"),
+        (who, "add-subscriber", "dee@example.org"),
+    ]

@@ -18,6 +18,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from newsletter import audit
 from newsletter.cli import cli, main
 from newsletter.store import Store
 from newsletter.studio import accounts
@@ -364,34 +365,36 @@ def test_only_a_hash_of_the_token_is_stored(store: Store, tmp_path: Path) -> Non
 
 def test_audit_newest_first_and_paginated(store: Store) -> None:
     for i in range(25):
-        accounts.audit(store, "ada", "edit", f"2023-W25 change {i}")
-    first = accounts.audit_entries(store, limit=10)
+        audit.record(store, "ada", "edit", f"2023-W25 change {i}")
+    first = audit.entries(store, limit=10)
     assert [e.what for e in first] == [f"2023-W25 change {i}" for i in range(24, 14, -1)]
     assert first[0].who == "ada" and first[0].action == "edit"
     assert first[0].at.endswith("+00:00")
     seen = list(first)
-    while page := accounts.audit_entries(store, limit=10, before_id=seen[-1].id):
+    while page := audit.entries(store, limit=10, before_id=seen[-1].id):
         seen += page
     assert [e.what for e in seen] == [f"2023-W25 change {i}" for i in range(24, -1, -1)]
-    assert len(accounts.audit_entries(store)) == 25
+    assert len(audit.entries(store)) == 25
     with pytest.raises(ValueError):
-        accounts.audit_entries(store, limit=0)
+        audit.entries(store, limit=0)
 
 
 def test_audit_fields_stay_one_line(store: Store) -> None:
-    accounts.audit(store, "ada\nroot", "send", "Subject\r\nBcc: x\u2028y\x00" + "z" * 2000)
-    (entry,) = accounts.audit_entries(store)
+    audit.record(store, "ada\nroot", "send", "Subject\r\nBcc: x\u2028y\x00" + "z" * 2000)
+    (entry,) = audit.entries(store)
     assert entry.who == "ada root"
     assert entry.what.startswith("Subject Bcc: x y\ufffd")
-    assert len(entry.what) == accounts.AUDIT_FIELD_MAX and entry.what.endswith("...")
+    assert len(entry.what) == audit.FIELD_MAX and entry.what.endswith("...")
 
 
-def test_only_the_accounts_module_touches_its_tables() -> None:
+def test_only_the_accounts_and_audit_modules_touch_their_tables() -> None:
     from tests.table_owners import modules_with
 
-    sql = r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+(?:staff|staff_sessions|audit)\b"
-    # store.py creates the tables (migrations); everything else goes through accounts.py.
-    assert modules_with(sql) <= {"studio/accounts.py", "store.py"}
+    # store.py creates the tables (migrations); everything else goes through their owner.
+    staff = r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+(?:staff|staff_sessions)\b"
+    assert modules_with(staff) <= {"studio/accounts.py", "store.py"}
+    log = r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+audit\b"
+    assert modules_with(log) <= {"audit.py", "store.py"}
 
 
 # -- the commands ---------------------------------------------------------------------------

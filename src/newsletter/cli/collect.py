@@ -173,12 +173,14 @@ def draft_command(week: str | None, settings: Settings) -> None:
     """
     import datetime as dt
 
+    from ..audit import record_cli
     from ..draft import draft_issue
     from ..models import iso_week, week_range
 
     if week:
         week_range(week)  # refused in one line before the store is opened
     draft = draft_issue(settings, week or iso_week(dt.date.today()))
+    record_cli(settings.store_path, "draft", f"{draft.week}: {draft.path.name}")
     count = (1 if draft.lead is not None else 0) + sum(len(i) for _, i in draft.sections)
     where = display(draft.path)
     if draft.beside:

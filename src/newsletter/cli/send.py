@@ -90,6 +90,22 @@ def _stop_on_signals(stop: threading.Event | None = None) -> Iterator[threading.
             signal.signal(sig, handler)
 
 
+def _audit(settings: Settings, report: SendReport) -> None:
+    """A run that sent something goes in the audit log (a no-op rerun does not)."""
+    from ..audit import record_cli
+
+    if report.recipients:
+        what = f"{report.issue}: {report.sent} sent, {report.failed} failed"
+        what += f", {report.deferred} deferred" + (f", {report.stopped}" if report.stopped else "")
+        record_cli(settings.store_path, "sent", what)
+
+
+def _audit_test(settings: Settings, issue: str, addresses: tuple[str, ...]) -> None:
+    from ..audit import record_cli
+
+    record_cli(settings.store_path, "test", f"{issue} to {', '.join(addresses)}")
+
+
 def _report(report: SendReport) -> int:
     if report.built:
         echo(f"Built {report.issue} first (its outputs were missing or stale)")
@@ -178,6 +194,7 @@ def send(
         # A test copy is how people look for problems: checks inform, they do not block.
         print_check_counts(check_issue(loaded), issue_file)
         report = send_test(loaded, settings, list(test_addresses))
+        _audit_test(settings, report.issue, test_addresses)
         echo(f"Test copy of {report.issue} sent to {report.sent} of {report.recipients}")
         for failure in report.failures:
             echo(f"  failed: {failure['email']}: {failure['reply']}", err=True)
@@ -224,6 +241,7 @@ def send(
         except ChecksFailed as exc:
             print_findings(exc.report, minimum="error")
             raise
+    _audit(settings, report)
     raise SystemExit(_report(report))
 
 
@@ -253,4 +271,5 @@ def weekly(week: str | None, force: bool, settings: Settings) -> None:
         except ChecksFailed as exc:
             print_findings(exc.report, minimum="error")
             raise
+    _audit(settings, report)
     raise SystemExit(_report(report))

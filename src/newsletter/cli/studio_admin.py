@@ -27,17 +27,6 @@ ROLES = ("editor", "sender", "admin")
 AUDIT_COLUMNS = ("when", "who", "action", "what")
 
 
-def _who() -> str:
-    """Who the audit log names for a command: ``cli:`` and the OS user."""
-    import getpass
-
-    try:
-        user = getpass.getuser()
-    except Exception:  # no USER/LOGNAME and no passwd entry (OSError, KeyError)
-        user = ""
-    return f"cli:{user or 'unknown'}"
-
-
 def _password_stdin_option(command: F) -> F:
     return click.option(
         "--password-stdin",
@@ -101,6 +90,8 @@ def user_add(name: str, role: str, password_stdin: bool, settings: Settings) -> 
         newsletter studio user add ada --role admin
         printf '%s\\n' "$PASSWORD" | newsletter studio user add bob --role editor --password-stdin
     """
+    from .. import audit
+    from ..audit import cli_actor
     from ..store import Store
     from ..studio import accounts
 
@@ -110,7 +101,7 @@ def user_add(name: str, role: str, password_stdin: bool, settings: Settings) -> 
         if existing is not None:  # said before the password is typed, not after
             raise accounts.AccountError(f"account {existing.name!r} already exists")
         staff = accounts.add_user(store, name, _read_password(password_stdin), role)
-        accounts.audit(store, _who(), "user-add", f"{staff.name} ({staff.role})")
+        audit.record(store, cli_actor(), "user-add", f"{staff.name} ({staff.role})")
     echo(f"Added {staff.name} ({staff.role})")
 
 
@@ -143,13 +134,15 @@ def user_remove(name: str, settings: Settings) -> None:
     Example:
         newsletter studio user remove bob
     """
+    from .. import audit
+    from ..audit import cli_actor
     from ..store import Store
     from ..studio import accounts
 
     with Store(settings.store_path) as store:
         name = _existing_name(store, name)
         accounts.remove_user(store, name)
-        accounts.audit(store, _who(), "user-remove", name)
+        audit.record(store, cli_actor(), "user-remove", name)
     echo(f"Removed {name}; their sessions are ended")
 
 
@@ -164,6 +157,8 @@ def user_role(name: str, role: str, settings: Settings) -> None:
     Example:
         newsletter studio user role bob sender
     """
+    from .. import audit
+    from ..audit import cli_actor
     from ..store import Store
     from ..studio import accounts
 
@@ -172,7 +167,7 @@ def user_role(name: str, role: str, settings: Settings) -> None:
         if found is None:
             raise accounts.AccountError(f"no staff account named {name.strip()!r}")
         accounts.set_role(store, found.name, role)
-        accounts.audit(store, _who(), "user-role", f"{found.name}: {found.role} -> {role}")
+        audit.record(store, cli_actor(), "user-role", f"{found.name}: {found.role} -> {role}")
     echo(f"{found.name} is now {role}")
 
 
@@ -187,13 +182,15 @@ def user_password(name: str, password_stdin: bool, settings: Settings) -> None:
     Example:
         newsletter studio user password ada
     """
+    from .. import audit
+    from ..audit import cli_actor
     from ..store import Store
     from ..studio import accounts
 
     with Store(settings.store_path) as store:
         name = _existing_name(store, name)
         accounts.set_password(store, name, _read_password(password_stdin))
-        accounts.audit(store, _who(), "password", name)
+        audit.record(store, cli_actor(), "password", name)
     echo(f"Changed the password of {name}; their sessions are ended")
 
 
@@ -223,11 +220,11 @@ def audit_command(limit: int, before_id: int | None, as_json: bool, settings: Se
     Example:
         newsletter studio audit --limit 20
     """
+    from .. import audit
     from ..store import Store
-    from ..studio import accounts
 
     with Store(settings.store_path) as store:
-        entries = accounts.audit_entries(store, limit, before_id)
+        entries = audit.entries(store, limit, before_id)
     rows = (
         {"id": e.id, "when": e.at, "who": e.who, "action": e.action, "what": e.what}
         for e in entries

@@ -35,7 +35,7 @@ def unsubscribe(token_or_email: str, settings: Settings) -> None:
         newsletter unsubscribe ada@example.org
         newsletter unsubscribe 'Q2x0...Zz.k3J...'
     """
-    from .. import subscribers
+    from .. import audit, subscribers
     from ..store import Store
 
     with Store(settings.store_path) as store:
@@ -44,6 +44,7 @@ def unsubscribe(token_or_email: str, settings: Settings) -> None:
         else:
             secrets = settings.security.all_secrets()
             found = subscribers.unsubscribe_by_token(store, secrets, token_or_email)
+        audit.record(store, audit.cli_actor(), "unsubscribe", found.email)
     echo(f"{found.email} is {found.status}")
 
 
@@ -69,11 +70,13 @@ def subscribers_import(csv_file: Path, source: str | None, settings: Settings) -
     Example:
         newsletter subscribers import examples/subscribers.csv
     """
-    from .. import subscribers
+    from .. import audit, subscribers
     from ..store import Store
 
     with Store(settings.store_path) as store:
         report = subscribers.import_csv(store, csv_file, source)
+        what = f"{csv_file.name}: {report.imported} imported, {report.skipped} skipped"
+        audit.record(store, audit.cli_actor(), "import", what)
     for problem in report.problems:
         echo(problem, err=True)
     if report.unlisted:
@@ -96,11 +99,12 @@ def subscribers_add(email: str, name: str, first_name: str, settings: Settings) 
     Example:
         newsletter subscribers add ada@example.org --name "Ada Lovelace" --first-name Ada
     """
-    from .. import subscribers
+    from .. import audit, subscribers
     from ..store import Store
 
     with Store(settings.store_path) as store:
         added = subscribers.add(store, email, name, first_name=first_name)
+        audit.record(store, audit.cli_actor(), "add-subscriber", added.email)
     echo(f"Added {added.email}")
 
 
@@ -120,7 +124,7 @@ def subscribers_remove(email: str, forget: bool, settings: Settings) -> None:
     Example:
         newsletter subscribers remove ada@example.org
     """
-    from .. import ledger, subscribers
+    from .. import audit, ledger, subscribers
     from ..errors import InputError
     from ..store import Store
 
@@ -132,9 +136,11 @@ def subscribers_remove(email: str, forget: bool, settings: Settings) -> None:
                 raise InputError(str(exc), email) from None
             if not existed:
                 raise InputError("no such subscriber", email)
+            audit.record(store, audit.cli_actor(), "forget", email)
             echo(f"Forgot {email}")
             return
         found = subscribers.unsubscribe_address(store, email)
+        audit.record(store, audit.cli_actor(), "unsubscribe", found.email)
     echo(f"{found.email} is {found.status}")
 
 

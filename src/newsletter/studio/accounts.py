@@ -1,6 +1,6 @@
-"""Staff accounts, their login sessions, login throttling and the audit log.
+"""Staff accounts, their login sessions and login throttling.
 
-It owns the ``staff``, ``staff_sessions`` and ``audit`` tables. Passwords are kept only
+It owns the ``staff`` and ``staff_sessions`` tables. Passwords are kept only
 as scrypt hashes, in the store (never in ``config.toml``, which projects commit); a
 session cookie's token only as its SHA-256. Failed logins are counted in the throttle
 table (``throttle.py``), per client address and per account name, so every web worker
@@ -13,7 +13,7 @@ What callers must know:
 - The last admin can be neither removed nor demoted: someone must be able to manage
   accounts from the studio (the CLI can always add another admin first).
 - These functions write no audit rows: their callers (the CLI, the studio) know who
-  acted and call :func:`audit`.
+  acted and call :func:`newsletter.audit.record`.
 """
 
 from __future__ import annotations
@@ -39,13 +39,10 @@ __all__ = [
     "NO_AUTH",
     "ROLES",
     "AccountError",
-    "AuditEntry",
     "LoginRefused",
     "Staff",
     "add_user",
     "allowed",
-    "audit",
-    "audit_entries",
     "check_name",
     "end_session",
     "find_user",
@@ -83,8 +80,6 @@ PASSWORD_MAX = 1024
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _SALT_BYTES, _HASH_BYTES = 16, 32
 
-#: An audit row's fields are one line each, cut to this many characters.
-AUDIT_FIELD_MAX = 1000
 #: A session token is 43 characters; anything much longer is not one of ours.
 _TOKEN_MAX = 256
 
@@ -110,15 +105,6 @@ class Staff:
 
 #: The single user of ``[studio] auth = "none"`` (one person on their own computer).
 NO_AUTH = Staff(id=0, name="local", role="admin")
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    id: int
-    at: str
-    who: str
-    action: str
-    what: str
 
 
 def allowed(role: str, action: str) -> bool:
@@ -427,40 +413,3 @@ def end_session(store: Store, token: str) -> None:
     if token and len(token) <= _TOKEN_MAX:
         with store.transaction() as db:
             db.execute("DELETE FROM staff_sessions WHERE token_hash = ?", (_token_hash(token),))
-
-
-# -- the audit log --------------------------------------------------------------------------
-
-
-def _one_line(text: str) -> str:
-    # str.split() also splits on \r, \v, \f, \x1c-\x1f, \x85, U+2028 and U+2029.
-    line = " ".join(text.split())
-    line = "".join(c if c.isprintable() else "\ufffd" for c in line)
-    return line if len(line) <= AUDIT_FIELD_MAX else line[: AUDIT_FIELD_MAX - 3] + "..."
-
-
-def audit(store: Store, who: str, action: str, what: str = "") -> None:
-    """Record that ``who`` did ``action`` to ``what`` now (UTC). Each field is kept to
-    one line, so the log reads and greps one entry per line."""
-    with store.transaction() as db:
-        db.execute(
-            "INSERT INTO audit (at, who, action, what) VALUES (?, ?, ?, ?)",
-            (utcnow(), _one_line(who), _one_line(action), _one_line(what)),
-        )
-
-
-def audit_entries(store: Store, limit: int = 100, before_id: int | None = None) -> list[AuditEntry]:
-    """The newest ``limit`` entries, newest first; for the next page pass the last
-    entry's id as ``before_id`` (keyset pagination: as fast on the last page as the first)."""
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, not {limit}")
-    if before_id is None:
-        rows = store.db.execute(
-            "SELECT id, at, who, action, what FROM audit ORDER BY id DESC LIMIT ?", (limit,)
-        )
-    else:
-        rows = store.db.execute(
-            "SELECT id, at, who, action, what FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
-            (before_id, limit),
-        )
-    return [AuditEntry(r["id"], r["at"], r["who"], r["action"], r["what"]) for r in rows]

@@ -26,6 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from .. import audit
 from ..settings import Settings, load_settings
 from ..web import _WeekConvertor  # noqa: F401  (registers the isoweek convertor)
 from ..web.guard import Guard
@@ -98,7 +99,7 @@ def create_app(settings: Settings) -> Starlette:
                 )
                 if found is None:
                     return None, ""
-                accounts.audit(store, found.name, "login", client)
+                audit.record(store, found.name, "login", client)
                 return found, accounts.new_session(store, found, settings.studio.session_hours)
 
         try:
@@ -125,7 +126,7 @@ def create_app(settings: Settings) -> Starlette:
         token = request.cookies.get(SESSION_COOKIE, "")
         with studio.store() as store:
             accounts.end_session(store, token)
-            accounts.audit(store, user.name, "logout")
+            audit.record(store, user.name, "logout")
         response = redirect("/login")
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response

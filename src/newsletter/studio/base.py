@@ -25,6 +25,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from .. import audit
 from ..settings import Settings
 from ..store import Store
 from ..web.guard import add_security_headers, client_ip, csrf_ok, csrf_token, set_csrf_cookie
@@ -229,7 +230,7 @@ class Studio:
 
     def audit(self, user: accounts.Staff, action: str, what: str = "") -> None:
         with self.store() as store:
-            accounts.audit(store, user.name, action, what)
+            audit.record(store, user.name, action, what)
 
 
 async def read_form(request: Request, *, files: bool = False) -> FormData:

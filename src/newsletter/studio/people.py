@@ -19,7 +19,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from .. import subscribers
+from .. import audit, subscribers
 from ..errors import NewsletterError
 from . import accounts
 from .base import Form, Staff, Studio, field, redirect
@@ -140,7 +140,7 @@ class PeopleRoutes:
     def audit(self, request: Request, user: Staff, form: Form) -> Response:
         before = _int(request.query_params.get("before", "0")) or None
         with self.studio.store() as store:
-            entries = accounts.audit_entries(store, limit=PAGE + 1, before_id=before)
+            entries = audit.entries(store, limit=PAGE + 1, before_id=before)
         more = len(entries) > PAGE
         entries = entries[:PAGE]
         return self.studio.render(
