@@ -620,3 +620,22 @@ def test_a_failed_write_leaves_the_file_as_it_was(
         doc.save(doc.version)
     assert sample.read_text(encoding="utf-8") == SAMPLE
     assert sorted(p.name for p in sample.parent.iterdir()) == [sample.name]
+
+
+def test_a_comment_above_a_story_travels_with_it(tmp_path: Path) -> None:
+    title = "NATO Secretary General visits exercise Air Defender in Germany"
+    header = f'[[sections.items]]\ntitle = "{title}"'
+    note = "# About Air Defender: check the photo credit."
+    path = tmp_path / "2023-W25.toml"
+    path.write_text(SAMPLE.replace(header, f"{note}\n{header}"), encoding="utf-8")
+    doc = IssueDoc.load(path)
+    key = next(s.key for s in doc.stories() if s.title == title)
+    doc.move(key, -1)
+    moved = doc.dumps()
+    assert f"\n\n{note}\n{header}" in moved  # still right above its story, after a blank line
+    # Third in reading order (the lead, one story, then it) on disk; second once moved up.
+    assert [s.title for s in IssueDoc.load(path).stories()].index(title) == 2
+    assert [s.title for s in parse_issue(moved, "moved").items()].index(title) == 1
+    doc = IssueDoc.load(path)
+    doc.remove_story(key)
+    assert note not in doc.dumps()  # a note about a story that left goes with it

@@ -61,6 +61,7 @@ from .tomllayout import (
     multiline,
     seams,
     set_key,
+    take_comments_above,
     text_item,
 )
 
@@ -501,6 +502,9 @@ class IssueDoc:
         if not isinstance(items, AoT):
             raise EditError("written as an inline array; rearrange them in the file", "items")
         table = items[slot.index]
+        # The comment lines right above its header are about this story: they go with it.
+        above = items[slot.index - 1] if slot.index else section
+        take_comments_above(above.value, table)
         del items[slot.index]
         if not len(items):
             section.remove("items")

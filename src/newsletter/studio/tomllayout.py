@@ -16,7 +16,7 @@ from tomlkit.toml_document import TOMLDocument
 
 __all__ = [
     "NEEDS_URL", "blank_before", "copy_table", "drop_needs_url", "multiline", "own_part",
-    "seams", "set_key", "text_item",
+    "seams", "set_key", "take_comments_above", "text_item",
 ]  # fmt: skip
 
 #: The comment `draft` writes above a story that has no URL.
@@ -129,7 +129,8 @@ def seams(doc: TOMLDocument) -> list[tuple[Table | None, Container, Table | None
 def blank_before(container: Container, header: Table) -> None:
     """One blank line between a part and the header that now follows it."""
     own = own_part(container)
-    indent = header.trivia.indent.replace("\n", "")
+    # Only the leading line breaks: comment lines carried above the header stay.
+    indent = header.trivia.indent.lstrip("\n")
     if not own:
         header.trivia.indent = indent
         return
@@ -141,3 +142,23 @@ def blank_before(container: Container, header: Table) -> None:
     elif "\n" not in last.trivia.trail:
         last.trivia.trail += "\n"
     header.trivia.indent = "\n" + indent
+
+
+def take_comments_above(container: Container, table: Table) -> None:
+    """Move the comment lines that end ``container`` (the part written just above
+    ``table``'s header) to before that header, so they travel with ``table``.
+
+    tomlkit files a comment written above a header under the table before it; a story
+    moved or removed without them would leave its note above another story.
+    """
+    body = container.body
+    end = len(body)
+    while end and isinstance(body[end - 1][1], Comment | Null):
+        end -= 1
+    comments = [item for _, item in body[end:] if isinstance(item, Comment)]
+    if not comments:
+        return
+    for i in range(end, len(body)):
+        body[i] = (None, Null())  # a comment has no key: the key map is unaffected
+    lines = [comment.as_string().strip("\r\n") for comment in comments]
+    table.trivia.indent = "".join(line + "\n" for line in lines)
