@@ -91,10 +91,11 @@ def _stop_on_signals(stop: threading.Event | None = None) -> Iterator[threading.
 
 
 def _audit(settings: Settings, report: SendReport) -> None:
-    """A run that sent something goes in the audit log (a no-op rerun does not)."""
+    """A run that reached someone goes in the audit log (a no-op rerun, or a run that
+    could not start, leaves the store as it was)."""
     from ..audit import record_cli
 
-    if report.recipients:
+    if report.sent or report.failed or report.deferred:
         what = f"{report.issue}: {report.sent} sent, {report.failed} failed"
         what += f", {report.deferred} deferred" + (f", {report.stopped}" if report.stopped else "")
         record_cli(settings.store_path, "sent", what)
@@ -194,7 +195,8 @@ def send(
         # A test copy is how people look for problems: checks inform, they do not block.
         print_check_counts(check_issue(loaded), issue_file)
         report = send_test(loaded, settings, list(test_addresses))
-        _audit_test(settings, report.issue, test_addresses)
+        if report.sent:
+            _audit_test(settings, report.issue, test_addresses)
         echo(f"Test copy of {report.issue} sent to {report.sent} of {report.recipients}")
         for failure in report.failures:
             echo(f"  failed: {failure['email']}: {failure['reply']}", err=True)

@@ -75,8 +75,9 @@ def subscribers_import(csv_file: Path, source: str | None, settings: Settings) -
 
     with Store(settings.store_path) as store:
         report = subscribers.import_csv(store, csv_file, source)
-        what = f"{csv_file.name}: {report.imported} imported, {report.skipped} skipped"
-        audit.record(store, audit.cli_actor(), "import", what)
+        if report.imported:  # an import that added nobody leaves the store as it was
+            what = f"{csv_file.name}: {report.imported} imported, {report.skipped} skipped"
+            audit.record(store, audit.cli_actor(), "import", what)
     for problem in report.problems:
         echo(problem, err=True)
     if report.unlisted:
