@@ -554,3 +554,42 @@ def test_command_line_actions_are_in_the_audit_log_too(project: Path) -> None:
         (who, "test", f"{WEEK} to desk@example.org"),
         (who, "add-subscriber", "dee@example.org"),
     ]
+
+
+def test_the_week_page_shows_the_next_scheduled_send(project: Path) -> None:
+    site = make_site(project, weekly='send_at = "Fri 09:00"\ntimezone = "Europe/Brussels"')
+    page = site.page(site.signed_in("eddie")).text
+    found = re.search(r'Next scheduled send: <time datetime="([^"]+)">([^<]+)</time>', page)
+    assert found, "no next send on the page"
+    assert found[1].endswith("+01:00") or found[1].endswith("+02:00")  # Brussels time
+    assert found[2].startswith("Fri ") and "09:00" in found[2]
+
+
+def test_reports_show_a_sent_issue_and_the_growth_chart(site: StudioSite) -> None:
+    client = site.signed_in("sam")
+    confirm = site.page(client, f"/week/{WEEK}/send")
+    client.post(
+        f"/week/{WEEK}/send",
+        data={"csrf": csrf_of(confirm.text), "version": version_of(confirm.text)},
+    )
+    site.wait_for_send(client)
+    index = site.page(client, "/reports")
+    assert f'href="/reports/{WEEK}"' in index.text and "<svg" in index.text
+    report = site.page(client, f"/reports/{WEEK}")
+    assert re.search(r"<dt>Sent</dt><dd>3</dd>", report.text)
+    assert "<svg" in report.text and "<script" not in report.text.split("<svg", 1)[1]
+
+
+def test_the_studio_and_the_public_app_serve_none_of_each_others_routes(
+    site: StudioSite,
+) -> None:
+    from starlette.testclient import TestClient
+
+    from newsletter.web import create_app as public_app
+
+    client = site.signed_in("ada")
+    for path in ("/unsubscribe", "/subscribe", "/feed.xml", f"/{WEEK}/"):
+        assert client.get(path).status_code == 404, path
+    with TestClient(public_app(site.settings), base_url="https://newsletter.example.org") as web:
+        for path in ("/login", f"/week/{WEEK}", "/subscribers", "/staff", "/_/studio.js"):
+            assert web.get(path).status_code == 404, path
