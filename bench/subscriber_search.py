@@ -103,6 +103,9 @@ def build(path: Path, count: int, issues: int, today: dt.date) -> None:
                     "message_id, updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
+            # What the end of a real run records (the last issue's run "died": counted).
+            if number < issues - 1:
+                ledger.record_totals(store, issue, ledger.counts(store, issue))
 
 
 def timed(call: Callable[[], object], runs: int) -> tuple[float, float, object]:

@@ -401,3 +401,46 @@ def test_chart_needs_no_inline_style_or_script() -> None:
     for element in svg.iter():
         assert etree.QName(element).localname not in ("style", "script", "foreignObject")
         assert "style" not in element.attrib
+
+
+def test_past_issues_read_the_totals_a_run_recorded_and_count_when_they_do_not_hold(
+    store: Store,
+) -> None:
+    ids = hand_built_send(store)
+    ledger.record_totals(store, WEEK, ledger.counts(store, WEEK))
+    store.db.execute("DELETE FROM deliveries WHERE issue = ?", (WEEK,))  # only totals left
+    store.db.commit()
+    assert [(p.sent, p.failed) for p in ledger.past_issues(store)] == [(5, 2)]
+    # A new run (or one that died) makes them count again, from the deliveries.
+    ledger.release_lease(store, WEEK, ledger.lease_holder(store, WEEK))
+    owner = ledger.acquire_lease(store, WEEK, "Our week", 60)
+    assert owner
+    ledger.record(store, WEEK, owner, [Record(ids[9], "sent", "250", 1, "<9@x>")], 2)
+    assert [(p.sent, p.failed) for p in ledger.past_issues(store)] == [(1, 0)]
+    ledger.record_totals(store, WEEK, ledger.counts(store, WEEK))
+    assert [(p.sent, p.failed) for p in ledger.past_issues(store)] == [(1, 0)]
+    # An erasure request takes the forgotten subscriber out of the figures.
+    assert ledger.forget(store, "user9@example.org")
+    assert [(p.sent, p.failed) for p in ledger.past_issues(store)] == [(0, 0)]
+
+
+def test_a_send_records_its_totals_and_finish_time(tmp_path: Path) -> None:
+    import shutil
+
+    from newsletter import open_issue
+    from newsletter.send import send_issue
+    from newsletter.settings import load_settings
+    from tests.conftest import ROOT, SAMPLE_ISSUE, STATIC
+
+    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+    (tmp_path / "issues").mkdir()
+    shutil.copy(SAMPLE_ISSUE, tmp_path / "issues")
+    shutil.copytree(STATIC, tmp_path / "static")
+    settings = load_settings(tmp_path / "config.toml")
+    with Store(settings.store_path) as db:
+        people(db, 3)
+    report = send_issue(open_issue(tmp_path / "issues" / SAMPLE_ISSUE.name, settings), settings)
+    assert report.sent == 3
+    with Store(settings.store_path) as db:
+        row = db.db.execute("SELECT sent, failed, finished FROM campaigns").fetchone()
+    assert (row["sent"], row["failed"]) == (3, 0) and row["finished"]

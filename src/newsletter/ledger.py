@@ -42,11 +42,13 @@ __all__ = [
     "counts",
     "forget",
     "issue_report",
+    "lease_active",
     "lease_holder",
     "past_issues",
     "pending_recipients",
     "plan",
     "record",
+    "record_totals",
     "refusals",
     "release_lease",
     "remaining",
@@ -126,11 +128,23 @@ def acquire_lease(store: Store, issue: str, subject: str, seconds: float) -> str
         holder, expires = row["lease_owner"], row["lease_expires"]
         if holder and holder != owner and expires and expires > now and _alive(holder):
             return None
+        # The totals of the last run stop holding now: until this run records its own,
+        # they are counted (a run that dies never records any).
         db.execute(
-            "UPDATE campaigns SET lease_owner = ?, lease_expires = ? WHERE issue = ?",
+            "UPDATE campaigns SET lease_owner = ?, lease_expires = ?, sent = NULL, "
+            "failed = NULL WHERE issue = ?",
             (owner, now + seconds, issue),
         )
     return owner
+
+
+def record_totals(store: Store, issue: str, totals: dict[str, int]) -> None:
+    """Keep what :func:`counts` gave at the end of a run: the reports list reads them."""
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE campaigns SET sent = ?, failed = ?, finished = ? WHERE issue = ?",
+            (totals.get("sent", 0), totals.get("failed", 0), utcnow(), issue),
+        )
 
 
 def lease_holder(store: Store, issue: str) -> str:
@@ -345,13 +359,14 @@ def past_issues(store: Store, limit: int | None = None) -> list[PastIssue]:
     for good; ``limit`` keeps the newest ones only.
 
     Unlike :func:`sent_issues` (the public archive) it lists a campaign that sent nothing
-    yet too. Each figure is counted in the ``deliveries_pending`` index: the cost grows
-    with the deliveries of the issues listed (about one list's length per issue).
+    yet too. The figures are the totals its last run recorded (:func:`record_totals`): one
+    row per issue. Only a campaign with a run under way, or whose last run died, is
+    counted in the ``deliveries_pending`` index (about one list's length of rows).
     """
+    count = "(SELECT count(*) FROM deliveries d WHERE d.issue = c.issue AND d.state = '{}')"
     rows = store.db.execute(
         "SELECT c.issue, c.subject, c.created, c.issue_date, "
-        "(SELECT count(*) FROM deliveries d WHERE d.issue = c.issue AND d.state = 'sent'), "
-        "(SELECT count(*) FROM deliveries d WHERE d.issue = c.issue AND d.state = 'failed') "
+        f"coalesce(c.sent, {count.format('sent')}), coalesce(c.failed, {count.format('failed')}) "
         "FROM campaigns c ORDER BY c.issue DESC LIMIT ?",
         (-1 if limit is None else limit,),
     )
@@ -517,6 +532,12 @@ def forget(store: Store, email: str) -> bool:
     if found is None:
         return False
     with store.transaction() as db:
+        # The recorded totals of their issues no longer hold: count those again.
+        db.execute(
+            "UPDATE campaigns SET sent = NULL, failed = NULL WHERE issue IN "
+            "(SELECT issue FROM deliveries WHERE subscriber_id = ?)",
+            (found.id,),
+        )
         db.execute("DELETE FROM deliveries WHERE subscriber_id = ?", (found.id,))
         subscribers.delete(db, found.id)
     return True

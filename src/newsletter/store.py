@@ -181,6 +181,13 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX status_changes_at ON status_changes(status, at);
     CREATE INDEX subscribers_created ON subscribers(created);
     """,
+    # 9: each campaign's totals as its last run ended, so that listing past issues reads
+    # one row per issue, not every delivery row of each (a million per issue at scale).
+    # NULL while a run is under way or after one that died: then they are counted.
+    """
+    ALTER TABLE campaigns ADD COLUMN sent INTEGER;
+    ALTER TABLE campaigns ADD COLUMN failed INTEGER;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -202,6 +202,7 @@ def send_issue(
         if lost.is_set():
             outcome.stopped = outcome.stopped or "the send lease was lost"
         totals = ledger.counts(store, issue.week)
+        ledger.record_totals(store, issue.week, totals)
         _fill(report, outcome, totals)
         if stop.is_set() and not outcome.stopped:
             report.stopped = "interrupted"
