@@ -34,7 +34,7 @@ class SendRoutes:
     def test(self, request: Request, user: Staff, form: Form) -> Response:
         from ..send import send_test
 
-        week = self.week._week(request)
+        week = self.week.week_of(request)
         typed = [a for a in field(form, "addresses").replace(",", " ").split() if a]
         configured = [str(a) for a in self.settings.studio.test_addresses]
         if typed and not accounts.allowed(user.role, "send"):
@@ -76,7 +76,7 @@ class SendRoutes:
     def confirm(self, request: Request, user: Staff, form: Form) -> Response:
         from ..send import plan
 
-        week = self.week._week(request)
+        week = self.week.week_of(request)
         path = self.week.path(week)
         if not path.exists():
             return redirect(f"/week/{week}")
@@ -86,7 +86,7 @@ class SendRoutes:
             count, _, already = plan(loaded, self.settings)
         except NewsletterError as exc:
             return self.week.page(request, user, week, error=str(exc), status_code=409)
-        preview = self.week._preview(doc)
+        preview = self.week.preview_of(doc)
         return self.studio.render(
             request, "send_confirm.html", user=user, title=f"Send {week}", week=week, doc=doc,
             count=count, already=already, preview=preview, findings=preview.findings(),
@@ -95,7 +95,7 @@ class SendRoutes:
         )  # fmt: skip
 
     def send(self, request: Request, user: Staff, form: Form) -> Response:
-        week = self.week._week(request)
+        week = self.week.week_of(request)
         path = self.week.path(week)
         if not path.exists():
             return redirect(f"/week/{week}")
@@ -133,7 +133,7 @@ class SendRoutes:
         return summary
 
     def progress(self, request: Request, user: Staff, form: Form) -> Response:
-        week = self.week._week(request)
+        week = self.week.week_of(request)
         progress = self.studio.jobs.progress(week)
         if request.url.path.endswith(".json"):
             return JSONResponse(progress.as_json(), headers={"cache-control": "no-store"})

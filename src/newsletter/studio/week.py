@@ -74,7 +74,7 @@ class WeekRoutes:
 
     # -- the page ------------------------------------------------------------------------
 
-    def _week(self, request: Request) -> str:
+    def week_of(self, request: Request) -> str:
         week = str(request.path_params["week"])
         try:
             week_range(week)  # the convertor's pattern matched; this refuses week 54 and such
@@ -121,7 +121,7 @@ class WeekRoutes:
         stories: list[StoryRef] = []
         if doc is not None:
             stories = doc.stories()
-            preview = self._preview(doc)
+            preview = self.preview_of(doc)
             context.update(
                 doc=doc, stories=stories, sections=doc.sections(), preview=preview,
                 approval=approval_of(doc.text, self.studio.secrets), fields=fields_of(doc),
@@ -134,7 +134,7 @@ class WeekRoutes:
             title=f"Week {week}", image_src=self.image_src, **context,
         )  # fmt: skip
 
-    def _preview(self, doc: IssueDoc) -> Preview:
+    def preview_of(self, doc: IssueDoc) -> Preview:
         anchors: dict[tuple[int | str, ...], str] = {}
         for story in doc.stories():
             loc: tuple[int | str, ...] = ("lead",)
@@ -152,12 +152,12 @@ class WeekRoutes:
         ]
 
     def show(self, request: Request, user: Staff, form: Form) -> Response:
-        return self.page(request, user, self._week(request))
+        return self.page(request, user, self.week_of(request))
 
     # -- edits ---------------------------------------------------------------------------
 
     def edit(self, request: Request, user: Staff, form: Form) -> Response:
-        week = self._week(request)
+        week = self.week_of(request)
         op = field(form, "op")
         if op not in OPS:
             return self.page(request, user, week, error=f"unknown change {op!r}", status_code=400)
@@ -217,7 +217,7 @@ class WeekRoutes:
     def draft(self, request: Request, user: Staff, form: Form) -> Response:
         from ..draft import draft_issue
 
-        week = self._week(request)
+        week = self.week_of(request)
         try:
             made = draft_issue(self.settings, week)
         except NewsletterError as exc:
@@ -233,7 +233,7 @@ class WeekRoutes:
         return redirect(f"/week/{week}")
 
     def collect(self, request: Request, user: Staff, form: Form) -> Response:
-        week = self._week(request)
+        week = self.week_of(request)
         if self.studio.jobs.start("collect", "all", lambda: self._collect(job_key="all")):
             self.studio.audit(user, "collect", "every source")
         return redirect(f"/week/{week}#candidates")
@@ -260,12 +260,12 @@ class WeekRoutes:
         return "; ".join(done) or "no sources configured"
 
     def approve(self, request: Request, user: Staff, form: Form) -> Response:
-        week = self._week(request)
+        week = self.week_of(request)
         try:
             doc = IssueDoc.load(self.path(week))
         except NewsletterError as exc:
             return self.page(request, user, week, error=str(exc), status_code=409)
-        preview = self._preview(doc)
+        preview = self.preview_of(doc)
         if preview.report is None or preview.report.count("error"):
             return self.page(
                 request, user, week, status_code=400,
@@ -282,12 +282,12 @@ class WeekRoutes:
     # -- the preview -----------------------------------------------------------------------
 
     def preview(self, request: Request, user: Staff, form: Form) -> Response:
-        week = self._week(request)
+        week = self.week_of(request)
         path = self.path(week)
         if not path.exists():
             return PlainTextResponse("No issue file for this week.", status_code=404)
         try:
-            preview = self._preview(IssueDoc.load(path))
+            preview = self.preview_of(IssueDoc.load(path))
         except NewsletterError as exc:
             return PlainTextResponse(str(exc), status_code=409)
         headers = {
