@@ -261,9 +261,10 @@ class IssueStats:
     issue_date: str
     #: When its first send began: the campaign row's creation (ISO time, UTC).
     started: str
-    #: When a delivery of it was last recorded (ISO time, UTC; "" before the first).
+    #: When its last run ended; while one runs, or after one died, when a delivery of it
+    #: was last recorded (ISO time, UTC; "" before the first).
     last_delivery: str
-    #: Whether a send of it holds the lease right now (its figures are still moving).
+    #: Whether a live send of it holds the lease right now (its figures are still moving).
     sending: bool
     #: Accepted by the relay.
     sent: int
@@ -316,8 +317,7 @@ def issue_report(store: Store, issue: str) -> IssueStats | None:
     the status changes since its send began, never the whole subscriber list.
     """
     row = store.db.execute(
-        "SELECT subject, issue_date, created, lease_owner, lease_expires FROM campaigns "
-        "WHERE issue = ?",
+        "SELECT subject, issue_date, created, finished, sent FROM campaigns WHERE issue = ?",
         (issue,),
     ).fetchone()
     if row is None:
@@ -330,22 +330,23 @@ def issue_report(store: Store, issue: str) -> IssueStats | None:
         f"JOIN subscribers s ON s.id = d.subscriber_id WHERE d.issue = ? AND {_TRIED}",
         (issue,),
     ).fetchall()
-    [(last,)] = store.db.execute(
-        "SELECT coalesce(max(updated), '') FROM deliveries WHERE issue = ?", (issue,)
-    ).fetchall()
+    last = row["finished"] if row["sent"] is not None else None  # the last run ended then
+    if last is None:
+        [(last,)] = store.db.execute(
+            "SELECT coalesce(max(updated), '') FROM deliveries WHERE issue = ?", (issue,)
+        ).fetchall()
     # Times compare as text: "2023-06-23T07:00:00" sorts before both "...Z" and "...+00:00".
     since = str(row["created"])[:19]
     left = dict.fromkeys(("unsubscribed", "bounced", "complained"), 0)
     for status, count in store.db.execute(_LEFT_SINCE, (issue, since)):
         left[str(status)] = int(count)
-    expires = row["lease_expires"]
     return IssueStats(
         issue=issue,
         subject=str(row["subject"]),
         issue_date=str(row["issue_date"]),
         started=str(row["created"]),
         last_delivery=str(last),
-        sending=bool(row["lease_owner"]) and expires is not None and expires > time.time(),
+        sending=bool(lease_active(store, issue)),
         sent=found.get("sent", 0),
         failed=found.get("failed", 0),
         deferred=int(deferred),
