@@ -463,6 +463,10 @@ def test_auth_none_serves_only_this_computer(project: Path) -> None:
         # port from this computer, but its requests carry its own name.
         rebound = client.get("/subscribers/export", headers={"host": "evil.example"})
         assert rebound.status_code == 400 and "@example" not in rebound.text
+        for host in ("evil.example:8001", "127.0.0.1.evil.example", "[::2]:8001", ""):
+            assert client.get("/", headers={"host": host}).status_code == 400, host
+        for host in ("localhost:8001", "LOCALHOST", "127.0.0.1", "[::1]:8001"):
+            assert client.get(f"/week/{WEEK}", headers={"host": host}).status_code == 200, host
     with site.client(client=("203.0.113.9", 5000), base_url=local) as client:
         assert client.get(f"/week/{WEEK}").status_code == 403
 

@@ -18,13 +18,13 @@ from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import audit
 from ..settings import Settings, load_settings
@@ -43,7 +43,7 @@ log = logging.getLogger("newsletter.studio")
 STATIC = Path(__file__).resolve().parent / "static"
 #: A CSV import is the biggest thing the studio takes (on its own path only).
 MAX_UPLOAD_BODY = 9 * 1024 * 1024
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
 class _ProjectFiles(StaticFiles):
@@ -54,6 +54,25 @@ class _ProjectFiles(StaticFiles):
         if any(part.startswith(".") for part in Path(path).parts):
             raise HTTPException(status_code=404)
         return path
+
+
+class _LoopbackHostOnly:
+    """Refuse a request whose Host header names anything but this computer (400)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = Headers(scope=scope).get("host", "").lower()
+            # "[::1]:8001" keeps its brackets; "localhost:8001" and "127.0.0.1" lose the port.
+            name = host.partition("]")[0] + "]" if host.startswith("[") else host.partition(":")[0]
+            if name not in LOOPBACK_NAMES:
+                await PlainTextResponse("Invalid host header\n", status_code=400)(
+                    scope, receive, send
+                )
+                return
+        await self.app(scope, receive, send)
 
 
 def _safe_next(target: str) -> str:
@@ -192,7 +211,7 @@ def create_app(settings: Settings) -> Starlette:
     if settings.studio.auth == "none":
         # No sign-in: only a browser that asked for this computer by name gets in, so
         # that a web page cannot reach it by pointing its own name at 127.0.0.1.
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_NAMES))
+        app.add_middleware(_LoopbackHostOnly)
     app.state.studio = studio
     if settings.studio.auth == "none":
         log.warning('[studio] auth = "none": anyone who can reach this address is an admin')
