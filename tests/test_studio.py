@@ -465,7 +465,7 @@ def test_auth_none_serves_only_this_computer(project: Path) -> None:
         assert rebound.status_code == 400 and "@example" not in rebound.text
         for host in ("evil.example:8001", "127.0.0.1.evil.example", "[::2]:8001", ""):
             assert client.get("/", headers={"host": host}).status_code == 400, host
-        for host in ("localhost:8001", "LOCALHOST", "127.0.0.1", "[::1]:8001"):
+        for host in ("localhost:8001", "LOCALHOST", "127.0.0.1", "127.0.0.2:8001", "[::1]:8001"):
             assert client.get(f"/week/{WEEK}", headers={"host": host}).status_code == 200, host
     with site.client(client=("203.0.113.9", 5000), base_url=local) as client:
         assert client.get(f"/week/{WEEK}").status_code == 403
@@ -597,3 +597,47 @@ def test_the_studio_and_the_public_app_serve_none_of_each_others_routes(
     with TestClient(public_app(site.settings), base_url="https://newsletter.example.org") as web:
         for path in ("/login", f"/week/{WEEK}", "/subscribers", "/staff", "/_/studio.js"):
             assert web.get(path).status_code == 404, path
+
+
+def test_a_long_intro_in_any_script_is_saved(site: StudioSite) -> None:
+    client = site.signed_in("eddie")
+    for intro in ("é" * 4900, "Ж" * 4900, "新" * 4900):
+        response = site.edit(client, op="fields", intro=intro)
+        assert response.status_code == 303, response.text[:300]
+        assert tomllib.loads(site.issue.read_text())["intro"].strip() == intro
+
+
+def test_a_file_with_windows_line_ends_is_sent(site: StudioSite) -> None:
+    site.issue.write_bytes(site.issue.read_bytes().replace(b"\n", b"\r\n"))
+    client = site.signed_in("sam")
+    confirm = site.page(client, f"/week/{WEEK}/send")
+    response = client.post(
+        f"/week/{WEEK}/send",
+        data={"csrf": csrf_of(confirm.text), "version": version_of(confirm.text)},
+    )
+    assert response.headers["location"] == f"/week/{WEEK}/progress"
+    assert site.wait_for_send(client)["sent"] == len(PEOPLE)
+
+
+def test_a_hand_typed_hash_with_any_characters_is_refused_not_a_crash(site: StudioSite) -> None:
+    text = site.issue.read_text()
+    site.issue.write_text('status = "approved"\napproved_hash = "hmac-sha256:3f1c…"\n' + text)
+    assert not approval_of(site.issue.read_text(), SECRETS).valid
+    assert "not approved" in site.page(site.signed_in("eddie")).text
+
+
+def test_an_export_imports_back(site: StudioSite) -> None:
+    from newsletter import subscribers
+
+    with Store(site.settings.store_path) as store:
+        subscribers.add(store, "-dash@example.org", "+plus name")
+    exported = site.signed_in("sam").get("/subscribers/export").text
+    assert "\n-dash@example.org," in exported.replace("\r\n", "\n")
+    assert ",'+plus name," in exported
+    again = site.project / "again.csv"
+    again.write_text(exported)
+    with Store(site.settings.store_path) as store:
+        store.db.execute("DELETE FROM subscribers")
+        store.db.commit()
+        report = subscribers.import_csv(store, again)
+    assert report.imported == len(PEOPLE) + 1 and not report.problems

@@ -407,7 +407,7 @@ def test_past_issues_read_the_totals_a_run_recorded_and_count_when_they_do_not_h
     store: Store,
 ) -> None:
     ids = hand_built_send(store)
-    ledger.record_totals(store, WEEK, ledger.counts(store, WEEK))
+    ledger.record_totals(store, WEEK, ledger.lease_holder(store, WEEK), delivered=True)
     store.db.execute("DELETE FROM deliveries WHERE issue = ?", (WEEK,))  # only totals left
     store.db.commit()
     assert [(p.sent, p.failed) for p in ledger.past_issues(store)] == [(5, 2)]
@@ -417,8 +417,14 @@ def test_past_issues_read_the_totals_a_run_recorded_and_count_when_they_do_not_h
     assert owner
     ledger.record(store, WEEK, owner, [Record(ids[9], "sent", "250", 1, "<9@x>")], 2)
     assert [(p.sent, p.failed) for p in ledger.past_issues(store)] == [(1, 0)]
-    ledger.record_totals(store, WEEK, ledger.counts(store, WEEK))
+    # A run that lost its lease to another records nothing: the other one will.
+    ledger.record_totals(store, WEEK, "another-host:1:old", delivered=True)
+    assert store.db.execute("SELECT sent FROM campaigns").fetchone()[0] is None
+    ledger.record_totals(store, WEEK, owner, delivered=True)
     assert [(p.sent, p.failed) for p in ledger.past_issues(store)] == [(1, 0)]
+    finished = store.db.execute("SELECT finished FROM campaigns").fetchone()[0]
+    ledger.record_totals(store, WEEK, owner, delivered=False)  # a rerun that sent nothing
+    assert store.db.execute("SELECT finished FROM campaigns").fetchone()[0] == finished
     # An erasure request takes the forgotten subscriber out of the figures.
     assert ledger.forget(store, "user9@example.org")
     assert [(p.sent, p.failed) for p in ledger.past_issues(store)] == [(0, 0)]

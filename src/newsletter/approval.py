@@ -134,7 +134,8 @@ def approval_of(text: str, secrets: Sequence[str]) -> Approval:
     recorded = data.get("approved_hash")
     recorded = recorded.strip() if isinstance(recorded, str) else ""
     # Every secret is tried, so the time taken does not say which one matched.
-    matches = [hmac.compare_digest(seal(data, secret), recorded) for secret in secrets]
+    given = recorded.encode("utf-8", "surrogatepass")  # compare_digest takes ASCII str only
+    matches = [hmac.compare_digest(seal(data, secret).encode(), given) for secret in secrets]
     valid = status == "approved" and bool(recorded) and any(matches)
     return Approval(status, _text(data.get("approved_by")), _text(data.get("approved_at")), valid)
 

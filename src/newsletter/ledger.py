@@ -138,13 +138,20 @@ def acquire_lease(store: Store, issue: str, subject: str, seconds: float) -> str
     return owner
 
 
-def record_totals(store: Store, issue: str, totals: dict[str, int]) -> None:
-    """Keep what :func:`counts` gave at the end of a run: the reports list reads them."""
+def record_totals(store: Store, issue: str, owner: str, delivered: bool) -> dict[str, int]:
+    """At the end of a run: :func:`counts`, kept for the reports list while ``owner`` still
+    holds the lease (a run that lost it to another records nothing: that one will), counted
+    in the same transaction as the write. ``delivered``: this run reached someone, so its
+    end is when the issue last went out. Returns the counts."""
     with store.transaction() as db:
+        totals = counts(store, issue)
         db.execute(
-            "UPDATE campaigns SET sent = ?, failed = ?, finished = ? WHERE issue = ?",
-            (totals.get("sent", 0), totals.get("failed", 0), utcnow(), issue),
+            "UPDATE campaigns SET sent = ?, failed = ?, "
+            "finished = CASE WHEN ? THEN ? ELSE finished END "
+            "WHERE issue = ? AND lease_owner = ?",
+            (totals.get("sent", 0), totals.get("failed", 0), delivered, utcnow(), issue, owner),
         )
+    return totals
 
 
 def lease_holder(store: Store, issue: str) -> str:

@@ -91,10 +91,14 @@ def run_studio(host: str, port: int, settings: Settings) -> None:
             f"--host {host} --port {port}: cannot listen: {os.strerror(exc.errno or 0)}"
         ) from None
     echo(f"Studio for {settings.newsletter.name} on http://{host}:{port}/ (Ctrl-C stops)")
-    uvicorn.run(
-        app, host=host, port=port, log_level="warning", proxy_headers=False,
-        server_header=False, timeout_keep_alive=5,
-    )  # fmt: skip
+    try:
+        uvicorn.run(
+            app, host=host, port=port, log_level="warning", proxy_headers=False,
+            server_header=False, timeout_keep_alive=5,
+        )  # fmt: skip
+    finally:
+        # A second Ctrl-C makes uvicorn skip the app's shutdown: stop a send here too.
+        app.state.studio.jobs.shutdown()
 
 
 def _register() -> None:

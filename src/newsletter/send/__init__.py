@@ -201,8 +201,8 @@ def send_issue(
                 )  # fmt: skip
         if lost.is_set():
             outcome.stopped = outcome.stopped or "the send lease was lost"
-        totals = ledger.counts(store, issue.week)
-        ledger.record_totals(store, issue.week, totals)
+        delivered = bool(outcome.sent or outcome.failed or outcome.deferred)
+        totals = ledger.record_totals(store, issue.week, owner, delivered)
         _fill(report, outcome, totals)
         if stop.is_set() and not outcome.stopped:
             report.stopped = "interrupted"

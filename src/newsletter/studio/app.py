@@ -31,7 +31,18 @@ from ..settings import Settings, load_settings
 from ..web import _WeekConvertor  # noqa: F401  (registers the isoweek convertor)
 from ..web.guard import Guard
 from . import accounts
-from .base import CSP, CSRF_COOKIE, SESSION_COOKIE, Form, Staff, Studio, field, read_form, redirect
+from .base import (
+    CSP,
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    Form,
+    Staff,
+    Studio,
+    field,
+    is_loopback,
+    read_form,
+    redirect,
+)
 from .history import ReportRoutes
 from .people import PeopleRoutes
 from .sending import SendRoutes
@@ -43,7 +54,8 @@ log = logging.getLogger("newsletter.studio")
 STATIC = Path(__file__).resolve().parent / "static"
 #: A CSV import is the biggest thing the studio takes (on its own path only).
 MAX_UPLOAD_BODY = 9 * 1024 * 1024
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+#: Every other form: an intro of 5,000 characters of any script, percent-encoded.
+MAX_FORM_BODY = 64 * 1024
 
 
 class _ProjectFiles(StaticFiles):
@@ -67,7 +79,7 @@ class _LoopbackHostOnly:
             host = Headers(scope=scope).get("host", "").lower()
             # "[::1]:8001" keeps its brackets; "localhost:8001" and "127.0.0.1" lose the port.
             name = host.partition("]")[0] + "]" if host.startswith("[") else host.partition(":")[0]
-            if name not in LOOPBACK_NAMES:
+            if name != "localhost" and not is_loopback(name.strip("[]")):
                 await PlainTextResponse("Invalid host header\n", status_code=400)(
                     scope, receive, send
                 )
@@ -111,8 +123,9 @@ def create_app(settings: Settings) -> Starlette:
         client = studio.client(request)
 
         def sign_in() -> tuple[accounts.Staff | None, str]:
-            # scrypt takes ~50 ms: off the event loop, like every handler's work.
-            with studio.store() as store:
+            # scrypt takes ~50 ms: off the event loop, like every handler's work; one at a
+            # time, so parallel guesses cannot all pass the count before any is recorded.
+            with studio.login_lock, studio.store() as store:
                 found = accounts.login(
                     store, name, field(form, "password"), client, settings.studio.logins_per_hour
                 )
@@ -202,16 +215,20 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        studio.jobs.stop.clear()  # a server started again on the same app sends again
         yield
         # A send in progress finishes its messages in flight and releases its lease.
         await run_in_threadpool(studio.jobs.shutdown)
 
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
-    app.add_middleware(Guard, csp=CSP, large={"/subscribers/import": MAX_UPLOAD_BODY})
     if settings.studio.auth == "none":
         # No sign-in: only a browser that asked for this computer by name gets in, so
         # that a web page cannot reach it by pointing its own name at 127.0.0.1.
         app.add_middleware(_LoopbackHostOnly)
+    # Outermost: its headers go on every answer, the host check's included.
+    app.add_middleware(
+        Guard, csp=CSP, large={"/subscribers/import": MAX_UPLOAD_BODY}, max_body=MAX_FORM_BODY
+    )
     app.state.studio = studio
     if settings.studio.auth == "none":
         log.warning('[studio] auth = "none": anyone who can reach this address is an admin')

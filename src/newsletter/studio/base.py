@@ -14,6 +14,7 @@ import functools
 import inspect
 import ipaddress
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,7 @@ class Studio:
         self.secrets = settings.security.all_secrets()
         self.previews = Previews(settings)
         self.jobs = Jobs(settings)
+        self.login_lock = threading.Lock()
         self.env = Environment(
             loader=FileSystemLoader(str(TEMPLATES)),
             autoescape=select_autoescape(["html", "xml"], default_for_string=True),

@@ -80,9 +80,12 @@ class Jobs:
         self.stop = threading.Event()
 
     def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop a send in progress (it records what is in flight and releases its lease)
+        and wait for it, at most ``timeout`` seconds."""
         self.stop.set()
         with self._lock:
-            threads = [job.thread for job in self._jobs.values() if job.thread is not None]
+            threads = [job.thread for job in self._jobs.values()
+                       if job.thread is not None and not job.thread.daemon]  # fmt: skip
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -92,29 +95,40 @@ class Jobs:
             return self._jobs.get((kind, key))
 
     def start(self, kind: str, key: str, work: Callable[[], str]) -> Job | None:
-        """Run ``work`` (it returns a summary) in a thread; None when the same job runs."""
+        """Run ``work`` (it returns a summary) in a thread; None when the same job runs.
+
+        A send's thread is not a daemon: the process waits for it, and :meth:`shutdown`
+        makes it stop cleanly. Other work (a collect, which has no stop) dies with the
+        process; it is safe to repeat.
+        """
         with self._lock:
             current = self._jobs.get((kind, key))
             if current is not None and not current.done:
                 return None
             job = Job(kind, key)
             self._jobs[(kind, key)] = job
-
-        def run() -> None:
-            try:
-                job.summary = work()
-            except NewsletterError as exc:
-                job.error = str(exc)
-            except Exception as exc:  # a thread's failure must reach the page, not vanish
-                job.error = f"unexpected error: {type(exc).__name__}: {exc}"
-                raise
-            finally:
-                job.done = True
-
-        # Not a daemon: shutdown waits for it (see :meth:`shutdown`).
-        job.thread = threading.Thread(target=run, name=f"studio-{kind}-{key}")
-        job.thread.start()
+            job.thread = threading.Thread(
+                target=lambda: self._run(job, work), name=f"studio-{kind}-{key}",
+                daemon=kind != "send",
+            )  # fmt: skip
+        try:
+            job.thread.start()
+        except RuntimeError as exc:  # no thread to be had: say so rather than "running"
+            job.error, job.done = f"could not start: {exc}", True
         return job
+
+    @staticmethod
+    def _run(job: Job, work: Callable[[], str]) -> None:
+
+        try:
+            job.summary = work()
+        except NewsletterError as exc:
+            job.error = str(exc)
+        except Exception as exc:  # a thread's failure must reach the page, not vanish
+            job.error = f"unexpected error: {type(exc).__name__}: {exc}"
+            raise
+        finally:
+            job.done = True
 
     def progress(self, week: str) -> Progress:
         """The send of ``week`` as the ledger has it, with a rate from recent samples."""

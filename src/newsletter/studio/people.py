@@ -112,9 +112,9 @@ class PeopleRoutes:
             # The messages name the uploaded file, not the temporary copy.
             error = str(exc).replace(str(temp), name)
             return self.subscribers(request, user, None, 400, error=error)
-        self.studio.audit(
-            user, "import", f"{name}: {report.imported} imported, {report.skipped} skipped"
-        )
+        if report.imported:  # an import that added nobody leaves the store as it was
+            what = f"{name}: {report.imported} imported, {report.skipped} skipped"
+            self.studio.audit(user, "import", what)
         problems = [p.replace(str(temp), name) for p in report.problems]
         return self.subscribers(request, user, None, report=report, problems=problems)
 
@@ -128,7 +128,10 @@ class PeopleRoutes:
                 for found in subscribers.iter_subscribers(
                     store, status if status in subscribers.STATUSES else None
                 ):
-                    writer.writerow([_cell(getattr(found, c)) for c in subscribers.EXPORT_COLUMNS])
+                    row = [getattr(found, c) for c in subscribers.EXPORT_COLUMNS]
+                    # The address stays as it is (it may start with "-" or "+", and must
+                    # import back); the free-text columns are made formula-safe.
+                    writer.writerow([row[0], *map(_cell, row[1:])])
         self.studio.audit(user, "export", status or "every subscriber")
         return FileResponse(
             temp, media_type="text/csv", filename="subscribers.csv",

@@ -12,12 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import NewsletterError
-from ..render import LoadedIssue, open_issue
+from ..render import LoadedIssue, issue_from_text, open_issue
 from ..weekly import check_approval
 from . import accounts
 from .base import Form, Staff, Studio, field, redirect
 from .issuedoc import IssueDoc
-from .preview import version_of
 from .week import WeekRoutes, fields_of
 
 __all__ = ["SendRoutes"]
@@ -57,7 +56,8 @@ class SendRoutes:
             )
         except NewsletterError as exc:
             return self.week.page(request, user, week, error=str(exc), status_code=400)
-        self.studio.audit(user, "test", f"{week} to {', '.join(addresses)}")
+        if report.sent:
+            self.studio.audit(user, "test", f"{week} to {', '.join(addresses)}")
         if report.failed:
             reasons = "; ".join(f"{f['email']}: {f['reply']}" for f in report.failures)
             return self.week.page(
@@ -100,12 +100,12 @@ class SendRoutes:
         if not path.exists():
             return redirect(f"/week/{week}")
         try:
-            # Read once: the text checked here (version, approval) is the text sent.
-            loaded = open_issue(path, self.settings)
-            loaded.require_valid()
+            # Read once: the bytes whose version and approval are checked are those sent.
+            doc = IssueDoc.load(path)
+            loaded = issue_from_text(doc.text, self.settings, str(path)).require_valid()
         except NewsletterError as exc:
             return self.week.page(request, user, week, error=str(exc), status_code=409)
-        if version_of(loaded.text) != field(form, "version"):
+        if doc.version != field(form, "version"):
             return redirect(f"/week/{week}/send?changed=1")
         blocker = self._send_blocker(loaded)
         if blocker:
@@ -129,7 +129,8 @@ class SendRoutes:
         if report.stopped:
             parts.append(f"stopped: {report.stopped}")
         summary = ", ".join(parts) + f" in {report.seconds:.1f} s"
-        self.studio.audit(user, "sent", f"{loaded.week}: {summary}")
+        if report.sent or report.failed or report.deferred:
+            self.studio.audit(user, "sent", f"{loaded.week}: {summary}")
         return summary
 
     def progress(self, request: Request, user: Staff, form: Form) -> Response:

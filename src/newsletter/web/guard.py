@@ -67,10 +67,11 @@ class Guard:
         app: ASGIApp,
         csp: str = CSP,
         large: dict[str, int] | None = None,
+        max_body: int = MAX_BODY,
     ) -> None:
-        # The studio allows its own script, and takes a CSV upload on one path (``large``:
-        # path -> its limit); every other request stays small.
-        self.app, self.csp, self.large = app, csp.encode(), large or {}
+        # The studio allows its own script and longer forms (``max_body``), and takes a CSV
+        # upload on one path (``large``: path -> its limit).
+        self.app, self.csp, self.large, self.max_body = app, csp.encode(), large or {}, max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,7 +91,9 @@ class Guard:
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send_with_headers)
             return
-        body = await _read_body(scope, receive, self.large.get(scope["path"], MAX_BODY))
+        # Under a root path (uvicorn --root-path) the path carries it: the route does not.
+        path = scope["path"].removeprefix(scope.get("root_path", "")) or "/"
+        body = await _read_body(scope, receive, self.large.get(path, self.max_body))
         if isinstance(body, Response):
             await body(scope, receive, send_with_headers)
             return
