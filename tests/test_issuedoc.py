@@ -9,6 +9,7 @@ import os
 import shutil
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -639,3 +640,69 @@ def test_a_comment_above_a_story_travels_with_it(tmp_path: Path) -> None:
     doc = IssueDoc.load(path)
     doc.remove_story(key)
     assert note not in doc.dumps()  # a note about a story that left goes with it
+
+
+NOTES = """number = 1
+week = "2023-W25"
+date = 2023-06-23
+subject = "S"
+
+[[sections]]
+title = "News"
+# note about A
+[[sections.items]]
+title = "A"
+url = "https://example.org/a"
+# note about B
+[[sections.items]]
+title = "B"
+url = "https://example.org/b"
+# note about C
+[[sections.items]]
+title = "C"
+url = "https://example.org/c"
+
+[[sections]]
+title = "More"
+
+[[sections.items]]
+title = "D"
+url = "https://example.org/d"
+"""
+
+
+def notes_above(text: str) -> dict[str, str]:
+    """Each story's title -> the note written right above its header ("" if none)."""
+    found: dict[str, str] = {}
+    lines = text.replace("\r\n", "\n").splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("title = ") and lines[i - 1] == "[[sections.items]]":
+            note = lines[i - 2] if i >= 2 and lines[i - 2].startswith("#") else ""
+            found[line.split('"')[1]] = note
+    return found
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+@pytest.mark.parametrize(
+    ("change", "order"),
+    [
+        (lambda d, k: d.remove_story(k["B"]), "ACD"),
+        (lambda d, k: d.move(k["B"], 1), "ACBD"),
+        (lambda d, k: d.move(k["A"], 1), "BACD"),
+        (lambda d, k: d.move(k["C"], 1), "ABCD"),  # first of "More" now
+        (lambda d, k: d.move_to_section(k["A"], 1), "BCDA"),
+    ],
+    ids=["remove-B", "B-down", "A-down-from-the-top", "C-down-into-More", "A-to-More"],
+)
+def test_every_note_stays_above_its_own_story(
+    tmp_path: Path, change: Any, order: str, crlf: bool
+) -> None:
+    path = tmp_path / "2023-W25.toml"
+    path.write_bytes((NOTES.replace("\n", "\r\n") if crlf else NOTES).encode())
+    doc = IssueDoc.load(path)
+    change(doc, {s.title: s.key for s in doc.stories()})
+    text = doc.dumps()
+    assert "".join(s.title for s in parse_issue(text, "x").items()) == order
+    expected = {"A": "# note about A", "B": "# note about B", "C": "# note about C", "D": ""}
+    assert notes_above(text) == {t: expected[t] for t in order}
+    assert ("\r\n" in text) is crlf

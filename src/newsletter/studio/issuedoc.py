@@ -57,11 +57,12 @@ from ..models import APPROVAL_KEYS, control_problem, item_id
 from .tomllayout import (
     blank_before,
     copy_table,
+    detach_trailing_comments,
     drop_needs_url,
     multiline,
+    prepend_comments,
     seams,
     set_key,
-    take_comments_above,
     text_item,
 )
 
@@ -486,7 +487,12 @@ class IssueDoc:
             return
         if not isinstance(items, AoT):
             raise EditError("written as an inline array; rearrange them in the file", "items")
-        items.insert(len(items) if index is None else index, table)
+        index = len(items) if index is None else index
+        if index < len(items):
+            # The notes written above the story that was here stay above that story.
+            before = items[index - 1] if index else section
+            prepend_comments(items[index], detach_trailing_comments(before.value))
+        items.insert(index, table)
 
     @staticmethod
     def _take(doc: TOMLDocument, slot: _Slot) -> Any:
@@ -502,9 +508,12 @@ class IssueDoc:
         if not isinstance(items, AoT):
             raise EditError("written as an inline array; rearrange them in the file", "items")
         table = items[slot.index]
-        # The comment lines right above its header are about this story: they go with it.
+        # The notes written right above its header are about it: they go with it. Those
+        # at its own end are about the next story: they stay above that one.
         above = items[slot.index - 1] if slot.index else section
-        take_comments_above(above.value, table)
+        prepend_comments(table, detach_trailing_comments(above.value))
+        if slot.index + 1 < len(items):
+            prepend_comments(items[slot.index + 1], detach_trailing_comments(table.value))
         del items[slot.index]
         if not len(items):
             section.remove("items")

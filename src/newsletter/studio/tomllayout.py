@@ -15,8 +15,17 @@ from tomlkit.items import AoT, Comment, Item, Null, String, StringType, Table, T
 from tomlkit.toml_document import TOMLDocument
 
 __all__ = [
-    "NEEDS_URL", "blank_before", "copy_table", "drop_needs_url", "multiline", "own_part",
-    "seams", "set_key", "take_comments_above", "text_item",
+    "NEEDS_URL",
+    "blank_before",
+    "copy_table",
+    "detach_trailing_comments",
+    "drop_needs_url",
+    "multiline",
+    "own_part",
+    "prepend_comments",
+    "seams",
+    "set_key",
+    "text_item",
 ]  # fmt: skip
 
 #: The comment `draft` writes above a story that has no URL.
@@ -75,6 +84,10 @@ def copy_table(source: Any, *, aot_element: bool) -> Table:
             table.raw_append(key, value)
     trivia = source.trivia
     table.trivia.comment_ws, table.trivia.comment = trivia.comment_ws, trivia.comment
+    # Comment lines carried above the header (notes about this story) go along.
+    table.trivia.indent = "".join(
+        f"{line}\n" for line in trivia.indent.splitlines() if line.strip()
+    )
     table.invalidate_display_name()
     return table
 
@@ -144,21 +157,27 @@ def blank_before(container: Container, header: Table) -> None:
     header.trivia.indent = "\n" + indent
 
 
-def take_comments_above(container: Container, table: Table) -> None:
-    """Move the comment lines that end ``container`` (the part written just above
-    ``table``'s header) to before that header, so they travel with ``table``.
+def detach_trailing_comments(container: Container) -> str:
+    """Take the comment lines that end the own part of ``container`` (what is written
+    just above the next header) out of it; return them as text, one per line.
 
-    tomlkit files a comment written above a header under the table before it; a story
-    moved or removed without them would leave its note above another story.
+    tomlkit files a comment written above a header under the part before it: these are
+    notes about whatever header comes next.
     """
     body = container.body
-    end = len(body)
-    while end and isinstance(body[end - 1][1], Comment | Null):
-        end -= 1
-    comments = [item for _, item in body[end:] if isinstance(item, Comment)]
-    if not comments:
-        return
-    for i in range(end, len(body)):
+    end = next((i for i, (_, item) in enumerate(body) if isinstance(item, Table | AoT)), len(body))
+    start = end
+    while start and isinstance(body[start - 1][1], Comment | Null):
+        start -= 1
+    lines = [
+        item.as_string().strip("\r\n") for _, item in body[start:end] if isinstance(item, Comment)
+    ]
+    for i in range(start, end):
         body[i] = (None, Null())  # a comment has no key: the key map is unaffected
-    lines = [comment.as_string().strip("\r\n") for comment in comments]
-    table.trivia.indent = "".join(line + "\n" for line in lines)
+    return "".join(line + "\n" for line in lines)
+
+
+def prepend_comments(table: Table, lines: str) -> None:
+    """Write comment ``lines`` right above ``table``'s header, before any already there."""
+    if lines:
+        table.trivia.indent = lines + table.trivia.indent.lstrip("\n")
