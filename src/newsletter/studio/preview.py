@@ -93,7 +93,7 @@ class Previews:
     def get(self, text: str, source: str, anchors: dict[tuple[int | str, ...], str]) -> Preview:
         """The preview of ``text`` (the issue file's content); ``anchors`` maps a story's
         TOML path (``("lead",)``, ``("sections", 0, "items", 2)``) to its page anchor."""
-        # A changed template or theme setting shows at the next refresh too.
+        # A changed template shows at the next refresh too (settings are read at start).
         key = (source, version_of(text) + f":{_templates_mtime(self.settings)}")
         with self._lock:
             cached = self._cache.get(key)

@@ -276,6 +276,8 @@ class WeekRoutes:
             doc.save(field(form, "version"))
         except Conflict:
             return redirect(f"/week/{week}?conflict=1")
+        except NewsletterError as exc:
+            return self.page(request, user, week, error=str(exc), status_code=409)
         self.studio.audit(user, "approve", week)
         return redirect(f"/week/{week}")
 
