@@ -60,17 +60,21 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+#: ``--config PATH``, as ``config_path``: every command's, and the studio group's.
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Configuration file.",
+)
+
+
 def with_settings(command: F) -> F:
     """Add ``--config PATH`` and pass the loaded settings as ``settings``."""
 
-    @click.option(
-        "--config",
-        "config_path",
-        type=click.Path(path_type=Path),
-        default=DEFAULT_CONFIG,
-        show_default=True,
-        help="Configuration file.",
-    )
+    @config_option
     @functools.wraps(command)
     def wrapper(*args: Any, config_path: Path, **kwargs: Any) -> Any:
         from ..settings import load_settings

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .output import DEFAULT_CONFIG, echo, warning
+from .output import config_option, warning
+from .web import run_app
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -18,14 +19,7 @@ if TYPE_CHECKING:
 @click.option(
     "--port", default=8001, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Configuration file.",
-)
+@config_option
 @click.pass_context
 def studio_group(ctx: click.Context, host: str, port: int, config_path: Path) -> None:
     """Run the studio: compose, preview, approve, test and send the week's issue.
@@ -59,11 +53,6 @@ def _config_defaults(group: click.Group, config_path: Path) -> dict[str, object]
 
 
 def run_studio(host: str, port: int, settings: Settings) -> None:
-    import os
-    import socket
-
-    import uvicorn
-
     from ..errors import ConfigError
     from ..store import Store
     from ..studio import accounts
@@ -84,18 +73,7 @@ def run_studio(host: str, port: int, settings: Settings) -> None:
                         "--role admin`")  # fmt: skip
     app = create_app(settings)
     try:
-        probe = socket.create_server((host, port))
-        probe.close()
-    except OSError as exc:
-        raise ConfigError(
-            f"--host {host} --port {port}: cannot listen: {os.strerror(exc.errno or 0)}"
-        ) from None
-    echo(f"Studio for {settings.newsletter.name} on http://{host}:{port}/ (Ctrl-C stops)")
-    try:
-        uvicorn.run(
-            app, host=host, port=port, log_level="warning", proxy_headers=False,
-            server_header=False, timeout_keep_alive=5,
-        )  # fmt: skip
+        run_app(app, host, port, f"Studio for {settings.newsletter.name}")
     finally:
         # A second Ctrl-C makes uvicorn skip the app's shutdown: stop a send here too.
         app.state.studio.jobs.shutdown()

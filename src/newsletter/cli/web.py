@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,24 +29,32 @@ def serve(host: str, port: int, settings: Settings) -> None:
     Example:
         newsletter serve --port 8000
     """
+    from ..web import create_app
+
+    run_app(create_app(settings), host, port, f"Serving {settings.newsletter.name}")
+
+
+def run_app(app: Any, host: str, port: int, what: str) -> None:
+    """Serve an ASGI app with uvicorn: the public pages, or the studio.
+
+    A port that cannot be had fails in one line, before uvicorn prints its own
+    multi-line error.
+    """
     import os
     import socket
 
     import uvicorn
 
     from ..errors import ConfigError
-    from ..web import create_app
 
-    app = create_app(settings)
     try:
-        # Fail with one line, before uvicorn prints its own multi-line error.
         probe = socket.create_server((host, port))
         probe.close()
     except OSError as exc:
         raise ConfigError(
             f"--host {host} --port {port}: cannot listen: {os.strerror(exc.errno or 0)}"
         ) from None
-    echo(f"Serving {settings.newsletter.name} on http://{host}:{port}/ (Ctrl-C stops)")
+    echo(f"{what} on http://{host}:{port}/ (Ctrl-C stops)")
     uvicorn.run(
         app, host=host, port=port, log_level="warning",
         # Who the client is comes from [web] trusted_proxies, not from any peer's headers.

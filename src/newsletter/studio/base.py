@@ -29,7 +29,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from .. import audit
 from ..settings import Settings
 from ..store import Store
-from ..web.guard import add_security_headers, client_ip, csrf_ok, csrf_token, set_csrf_cookie
+from ..web.guard import (
+    add_security_headers,
+    client_ip,
+    csrf_ok,
+    csrf_token,
+    is_trusted,
+    set_csrf_cookie,
+)
 from . import accounts
 from .jobs import Jobs
 from .preview import Previews
@@ -65,14 +72,6 @@ def _when(stamp: str) -> str:
         return str(stamp)
     zone = moment.tzname() or ""
     return f"{moment.day} {moment:%b %Y, %H:%M} {'UTC' if zone in ('UTC', 'UTC+00:00') else zone}"
-
-
-def _trusted(peer: str, proxies: list[str]) -> bool:
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(p, strict=False) for p in proxies)
 
 
 def is_loopback(host: str) -> bool:
@@ -120,7 +119,7 @@ class Studio:
             return True
         peer = request.client.host if request.client else ""
         proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-        return proto == "https" and _trusted(peer, self.settings.web.trusted_proxies)
+        return proto == "https" and is_trusted(peer, self.settings.web.trusted_proxies)
 
     def user(self, request: Request) -> accounts.Staff | None:
         if self.settings.studio.auth == "none":

@@ -8,6 +8,8 @@ rule as ``newsletter weekly`` (:func:`~newsletter.weekly.check_approval`).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -73,6 +75,12 @@ class SendRoutes:
             return str(exc).replace(f"{self.settings.root}/", "")
         return ""
 
+    def _read(self, path: Path) -> tuple[IssueDoc, LoadedIssue]:
+        """The issue file read once: the bytes whose version and approval are checked
+        are the ones planned and sent."""
+        doc = IssueDoc.load(path)
+        return doc, issue_from_text(doc.text, self.settings, str(path))
+
     def confirm(self, request: Request, user: Staff, form: Form) -> Response:
         from ..send import plan
 
@@ -81,8 +89,7 @@ class SendRoutes:
         if not path.exists():
             return redirect(f"/week/{week}")
         try:
-            doc = IssueDoc.load(path)
-            loaded = open_issue(path, self.settings)
+            doc, loaded = self._read(path)
             count, _, already = plan(loaded, self.settings)
         except NewsletterError as exc:
             return self.week.page(request, user, week, error=str(exc), status_code=409)
@@ -100,9 +107,8 @@ class SendRoutes:
         if not path.exists():
             return redirect(f"/week/{week}")
         try:
-            # Read once: the bytes whose version and approval are checked are those sent.
-            doc = IssueDoc.load(path)
-            loaded = issue_from_text(doc.text, self.settings, str(path)).require_valid()
+            doc, loaded = self._read(path)
+            loaded.require_valid()
         except NewsletterError as exc:
             return self.week.page(request, user, week, error=str(exc), status_code=409)
         if doc.version != field(form, "version"):

@@ -22,6 +22,7 @@ __all__ = [
     "client_ip",
     "csrf_ok",
     "csrf_token",
+    "is_trusted",
     "set_csrf_cookie",
 ]
 
@@ -136,24 +137,24 @@ async def _read_body(scope: Scope, receive: Receive, max_body: int) -> bytes | R
         return PlainTextResponse("Request took too long.\n", status_code=408)
 
 
+def is_trusted(address: str, trusted: Sequence[str]) -> bool:
+    """Whether ``address`` is one of the ``[web] trusted_proxies`` (addresses or networks)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(t, strict=False) for t in trusted)
+
+
 def client_ip(request: Request, trusted: Sequence[str]) -> str:
     """The client's address: the peer, or, when the peer is a trusted proxy, the last
     address in X-Forwarded-For that is not itself a trusted proxy."""
     peer = request.client.host if request.client else ""
-    networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
-
-    def is_trusted(address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in networks)
-
-    if not networks or not is_trusted(peer):
+    if not trusted or not is_trusted(peer, trusted):
         return peer
     forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
     for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-        if not is_trusted(hop):
+        if not is_trusted(hop, trusted):
             try:
                 return str(ipaddress.ip_address(hop))
             except ValueError:
